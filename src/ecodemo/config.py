@@ -1,0 +1,70 @@
+"""One frozen Settings object, built once at the edge (CLI, DAG task) and passed down.
+
+Every field reads the environment variable ``ECODEMO_<FIELD>``. Secrets are ``SecretStr`` so
+they never appear in ``repr``/logs; use :meth:`Settings.safe_dict` to show the settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ecodemo"
+
+
+class Settings(BaseSettings):
+    """Runtime settings for every stage. Immutable: build a new one with ``model_copy``."""
+
+    model_config = SettingsConfigDict(env_prefix="ECODEMO_", frozen=True, extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL/TimescaleDB URL. Unset: an embedded PostgreSQL in state_dir.",
+    )
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Working state: embedded database, CodeCarbon output, processed-file log.",
+    )
+    models_dir: Path = Field(default=Path("models"), description="Trained model artefacts.")
+    country_iso_code: str = Field(default="FRA", description="Country for carbon accounting.")
+    region: str | None = Field(default=None, description="Region for carbon accounting.")
+    grafana_url: str | None = Field(default=None, description="Grafana base URL for publishing.")
+    grafana_token: SecretStr | None = Field(default=None, description="Grafana service token.")
+    grafana_user: str | None = Field(default=None, description="Grafana basic-auth user.")
+    grafana_password: SecretStr | None = Field(default=None, description="Grafana password.")
+    grafana_folder: str = Field(default="ecodemo", description="Grafana folder uid/title.")
+    num_threads: int = Field(default=2, ge=1, description="Threads for LightGBM.")
+    ingest_batch_rows: int = Field(
+        default=500_000, ge=1_000, description="Rows per COPY batch (bounds memory)."
+    )
+    log_level: str = Field(default="INFO")
+
+    @property
+    def embedded(self) -> bool:
+        """True when ecodemo runs its own PostgreSQL (no database_url set)."""
+        return self.database_url is None
+
+    def safe_dict(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, for display and logs."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "***" if value.get_secret_value() else ""
+            elif name == "database_url" and value is None:
+                out[name] = "(embedded PostgreSQL)"
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, with explicit overrides (CLI options)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

@@ -1,0 +1,61 @@
+"""Typed errors. The library raises them; the CLI prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class EcodemoError(Exception):
+    """Base class: a failure the user can act on. ``str(err)`` is the one-line message."""
+
+    exit_code = 1
+
+
+class ConfigError(EcodemoError):
+    """Bad settings or a bad catalogue entry."""
+
+    exit_code = 2
+
+
+class InputError(EcodemoError):
+    """Bad input file or payload (names the file, line or field)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        where = ", ".join(
+            part
+            for part in (
+                source,
+                f"line {line}" if line is not None else None,
+                f"field '{field}'" if field is not None else None,
+            )
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.source = source
+        self.line = line
+        self.field = field
+
+
+class DatabaseError(EcodemoError):
+    """The database is unreachable or refused an operation."""
+
+    exit_code = 4
+
+
+class SourceError(EcodemoError):
+    """A remote data source failed (timeout, HTTP error, changed payload)."""
+
+    exit_code = 5
+
+
+class ModelError(EcodemoError):
+    """Training, forecasting or the registry failed (not enough data, unknown model...)."""
+
+    exit_code = 6
+
+
+class PublishError(EcodemoError):
+    """Grafana publishing failed (unreachable, 401, 400...)."""
+
+    exit_code = 7

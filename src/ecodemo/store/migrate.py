@@ -1,0 +1,152 @@
+"""Numbered SQL migrations shipped in ``ecodemo.store.migrations``.
+
+``NNN_name.sql`` runs in one transaction. When a twin ``NNN_name.timescale.sql`` exists and the
+``timescaledb`` extension is available on the server, the twin runs instead; a file whose first
+line is ``-- ecodemo: autocommit`` runs statement by statement outside a transaction (continuous
+aggregates require that). Both variants give the same table and view names, so the rest of the
+code does not care which one ran. An advisory lock serialises concurrent upgrades.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+_LOCK_KEY = 0x0EC0DE30  # pg_advisory_lock key for migrations
+_FILE_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    plain_sql: str
+    timescale_sql: str | None
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    version: int
+    name: str
+    applied: bool
+    variant: str | None  # 'plain' | 'timescaledb' once applied
+
+
+def available_migrations() -> list[Migration]:
+    pkg = resources.files("ecodemo.store.migrations")
+    found: list[Migration] = []
+    for entry in sorted(pkg.iterdir(), key=lambda p: p.name):
+        m = _FILE_RE.match(entry.name)
+        if not m:
+            continue
+        twin = pkg / entry.name.replace(".sql", ".timescale.sql")
+        found.append(
+            Migration(
+                version=int(m.group(1)),
+                name=m.group(2),
+                plain_sql=entry.read_text(encoding="utf-8"),
+                timescale_sql=twin.read_text(encoding="utf-8") if twin.is_file() else None,
+            )
+        )
+    return found
+
+
+def timescaledb_available(conn: psycopg.Connection) -> bool:
+    """True when the server can load the timescaledb extension (installed or installable)."""
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def _ensure_table(conn: psycopg.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version integer PRIMARY KEY,
+               name text NOT NULL,
+               variant text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+
+
+def _applied(conn: psycopg.Connection) -> dict[int, str]:
+    return {v: var for v, var in conn.execute("SELECT version, variant FROM schema_migrations")}
+
+
+def status(conn: psycopg.Connection) -> list[MigrationStatus]:
+    """Applied and pending migrations, in order."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    applied = _applied(conn) if exists and exists[0] else {}
+    return [
+        MigrationStatus(m.version, m.name, m.version in applied, applied.get(m.version))
+        for m in available_migrations()
+    ]
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration on statement-ending semicolons (our files keep one per line end)."""
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in re.split(r";\s*\n", body + "\n") if s.strip()]
+
+
+def upgrade(url: str) -> list[MigrationStatus]:
+    """Apply pending migrations; idempotent. Returns the migrations applied by this call."""
+    done: list[MigrationStatus] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            _ensure_table(conn)
+            applied = _applied(conn)
+            use_timescale = timescaledb_available(conn)
+            for mig in available_migrations():
+                if mig.version in applied:
+                    continue
+                if use_timescale and mig.timescale_sql is not None:
+                    variant, sql = "timescaledb", mig.timescale_sql
+                else:
+                    variant, sql = "plain", mig.plain_sql
+                if sql.lstrip().startswith("-- ecodemo: autocommit"):
+                    for stmt in _statements(sql):
+                        conn.execute(stmt.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, variant) VALUES (%s,%s,%s)",
+                        (mig.version, mig.name, variant),
+                    )
+                else:
+                    with conn.transaction():
+                        conn.execute(sql.encode())
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name, variant) "
+                            "VALUES (%s,%s,%s)",
+                            (mig.version, mig.name, variant),
+                        )
+                done.append(MigrationStatus(mig.version, mig.name, True, variant))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return done
+
+
+def set_retention(conn: psycopg.Connection, days: int) -> str:
+    """Drop raw readings older than ``days``. TimescaleDB: a retention policy; plain: a DELETE.
+
+    The continuous aggregate refreshes only the last 7 days, so retention must be longer.
+    """
+    if days <= 7:
+        raise ValueError("retention must exceed the 7-day aggregate refresh window")
+    has_ext = conn.execute(
+        "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+    ).fetchone()
+    if has_ext:
+        conn.execute(
+            "SELECT add_retention_policy('readings', make_interval(days => %s), "
+            "if_not_exists => true)",
+            (days,),
+        )
+        return f"retention policy: readings older than {days} days are dropped by TimescaleDB"
+    cur = conn.execute(
+        "DELETE FROM readings WHERE ts < now() - make_interval(days => %s)", (days,)
+    )
+    return f"deleted {cur.rowcount} readings older than {days} days"

