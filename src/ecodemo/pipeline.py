@@ -46,6 +46,18 @@ def ingest_snapshot(settings: Settings, echo: Echo = log.info) -> dict[str, Any]
     return {"sites": n_sites, "weather_rows_changed": n_weather, **total.as_dict()}
 
 
+# --- stage functions implemented in the area packages (imported lazily: DAG files stay light) ---
+# Contract (each takes an explicit Settings and returns a JSON-able dict):
+#   ecodemo.sensors.stages.ingest_source(settings, name, start=None, end=None)
+#   ecodemo.sensors.stages.ingest_all(settings) / list_sources(settings) / check_sensors(settings)
+#   ecodemo.models.stages.run_ladder(settings, kind, horizon_h=24)   backtest + choice (tracked)
+#   ecodemo.models.stages.train(settings, kind, promote=True)         registry (tracked)
+#   ecodemo.models.stages.forecast(settings, kind, issued_at=None, horizon_h=48)   (tracked)
+#   ecodemo.models.stages.kinds_with_data(settings) -> list[str]
+#   ecodemo.energy.stages.evaluate(settings, period_start=None, period_end=None)   (tracked)
+#   ecodemo.dashboards.stages.publish(settings, out_dir=None)
+
+
 def store_summary(settings: Settings) -> list[dict[str, Any]]:
     """Per kind: sensors, readings and time span held in the store."""
     db = open_database(settings)

@@ -1,0 +1,1 @@
+"""Energy and carbon: CodeCarbon around every stage run, grid intensity, benefit accounting."""
