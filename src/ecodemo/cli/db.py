@@ -55,3 +55,35 @@ def retention(
             from ecodemo.errors import ConfigError
 
             raise ConfigError(str(exc)) from exc
+
+
+@app.command("roles")
+def roles(
+    schema: str = typer.Option("public", help="Schema whose tables the roles may use."),
+) -> None:
+    """Create or update the writer and the Grafana read-only roles (idempotent).
+
+    Names and passwords come from ECODEMO_WRITER_USER/_PASSWORD and
+    ECODEMO_GRAFANA_DB_USER/_PASSWORD; with ECODEMO_AIRFLOW_DB_USER/_PASSWORD set, also the
+    owner of Airflow's metadata database (ECODEMO_AIRFLOW_DB_NAME, default airflow). Run it as
+    the administrator, after `ecodemo db upgrade`. Passwords are never printed.
+    """
+    from ecodemo.store import roles as roles_mod
+
+    role_cfg = roles_mod.RoleSettings()
+    writer, reader = roles_mod.roles_from_settings(role_cfg)
+    airflow = roles_mod.airflow_role_from_settings(role_cfg)
+    cfg = settings()
+    with database(cfg, upgrade=False) as (db, conn):
+        report = roles_mod.apply_roles(conn, writer, reader, schema=schema)
+        for line in report.lines():
+            console.print(line)
+        if airflow is not None:
+            role_state, db_state = roles_mod.ensure_owned_database(
+                conn, role_cfg.airflow_db_name, airflow
+            )
+            console.print(
+                f"Airflow metadata database {role_cfg.airflow_db_name}: {db_state}, "
+                f"owned by {airflow.name} ({role_state})"
+            )
+    console.print(f"{db.label}: roles up to date")

@@ -63,6 +63,12 @@ def timescaledb_available(conn: psycopg.Connection) -> bool:
 
 
 def _ensure_table(conn: psycopg.Connection) -> None:
+    # Check first: CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table
+    # exists, and the deployment's writer role (which calls upgrade() through the CLI/tasks) has
+    # no such right; for it an up-to-date schema must be a no-op, not a permission error.
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if exists and exists[0]:
+        return
     conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                version integer PRIMARY KEY,
