@@ -1,0 +1,1 @@
+"""Dashboards as code (Grafana JSON via grafana-foundation-sdk), publishing, HTML report."""

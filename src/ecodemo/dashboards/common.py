@@ -1,0 +1,119 @@
+"""Pieces shared by the three dashboards: variables, annotations, panel defaults."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+
+from ecodemo.dashboards.labels import Lang, labels
+from ecodemo.dashboards.sql import PG, Sql, SqlAnnotation
+
+KIND_NAMES: dict[str, tuple[str, str]] = {
+    "solar": ("solaire", "solar"),
+    "wind": ("éolien", "wind"),
+    "traffic": ("trafic routier", "road traffic"),
+    "bike": ("vélo", "bike"),
+    "pedestrian": ("piétons", "pedestrian"),
+    "transit": ("transports en commun", "public transport"),
+}
+
+
+def kind_label_sql(column: str, lang: Lang) -> str:
+    """A SQL CASE turning a kind code into its plain-language name."""
+    i = 0 if lang == "fr" else 1
+    whens = " ".join(f"WHEN '{k}' THEN '{v[i]}'" for k, v in KIND_NAMES.items())
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
+def kind_variable(lang: Lang) -> dash.QueryVariable:
+    """Multi-select of sensor kinds (``IN ($kind)``); 'All' selects every option."""
+    return (
+        dash.QueryVariable("kind").label(labels(lang)["kind"]).datasource(PG)
+        .query("SELECT DISTINCT kind FROM sensors ORDER BY 1")
+        .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD).multi(True).include_all(True)
+        .current(dm.VariableOption(text="All", value="$__all"))
+    )
+
+
+def builtin_annotation() -> dash.AnnotationQuery:
+    return (
+        dash.AnnotationQuery().name("Annotations & Alerts").built_in(1).enable(True).hide(True)
+        .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+        .icon_color("rgba(0, 211, 255, 1)").type("dashboard")
+        .target(dash.AnnotationTarget().type("dashboard").limit(100).match_any(False).tags([]))
+    )
+
+
+TRAINING_ANNOTATION_SQL = """
+    SELECT c.started_at AS "time",
+           c.started_at + make_interval(secs => coalesce(c.duration_s, 0)) AS timeend,
+           'train ' || coalesce(m.kind || ' ' || m.name || ' v' || m.version, c.model_id,
+                                c.sensor_kind, '')
+             || ' · ' || coalesce(round(c.energy_kwh::numeric, 6)::text || ' kWh ('
+                                  || coalesce(c.measurement_method, '?') || ')',
+                                  'energy not measured')
+             || CASE WHEN c.status <> 'ok' THEN ' · FAILED' ELSE '' END AS text,
+           'ecodemo,training,' || coalesce(c.sensor_kind, 'all') AS tags
+    FROM compute_runs c LEFT JOIN models m ON m.model_id = c.model_id
+    WHERE c.stage = 'train' AND $__timeFilter(c.started_at)
+    ORDER BY 1
+"""
+
+PROMOTION_ANNOTATION_SQL = """
+    SELECT promoted_at AS "time",
+           'promoted ' || kind || ' ' || name || ' v' || version AS text,
+           'ecodemo,promotion,' || kind AS tags
+    FROM models
+    WHERE promoted_at IS NOT NULL AND $__timeFilter(promoted_at)
+    ORDER BY 1
+"""
+
+
+def event_annotations(lang: Lang) -> list[SqlAnnotation]:
+    """Training runs (from compute_runs) and model promotions (from models), read by SQL so
+    they also show on a Grafana provisioned from files, with no publishing step."""
+    t = labels(lang)
+    return [
+        SqlAnnotation(t["annot.training"], TRAINING_ANNOTATION_SQL, "rgba(255, 152, 48, 1)"),
+        SqlAnnotation(t["annot.promotion"], PROMOTION_ANNOTATION_SQL, "rgba(115, 191, 105, 1)"),
+    ]
+
+
+def legend() -> cb.VizLegendOptions:
+    return (cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST)
+            .placement(cm.LegendPlacement.BOTTOM).show_legend(True))
+
+
+def tooltip() -> cb.VizTooltipOptions:
+    return cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.NONE)
+
+
+def ts_panel(title: str, sql: str, *, span: int = 12, height: int = 9,
+             min_interval: str | None = None) -> timeseries.Panel:
+    p = (timeseries.Panel().title(title).datasource(PG).span(span).height(height)
+         .with_target(Sql(sql)).legend(legend()).tooltip(tooltip()).span_nulls(False))
+    if min_interval:
+        p = p.interval(min_interval)
+    return p
+
+
+def table_panel(title: str, sql: str, *, span: int = 12, height: int = 8) -> table.Panel:
+    return (table.Panel().title(title).datasource(PG).span(span).height(height)
+            .with_target(Sql(sql).format("table")).filterable(True))
+
+
+def stat_panel(title: str, sql: str, *, fields: str, span: int = 6, height: int = 5,
+               fmt: str = "table") -> stat.Panel:
+    """A stat showing the fields matching the regex ``fields`` (strings included)."""
+    query = Sql(sql).format("table" if fmt == "table" else "time_series")
+    return (
+        stat.Panel().title(title).datasource(PG).span(span).height(height).with_target(query)
+        .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(fmt == "table")
+                        .fields(fields))
+        .graph_mode(cm.BigValueGraphMode.AREA if fmt != "table" else cm.BigValueGraphMode.NONE)
+        .color_mode(cm.BigValueColorMode.VALUE).text_mode(cm.BigValueTextMode.AUTO)
+    )
+

@@ -1,0 +1,232 @@
+"""Frugality dashboard (evaluators): compute cost with how it was measured, avoided against
+spent, net balance and payback, accuracy against energy for every model of the ladder.
+
+Every energy figure is shown next to ``measurement_method``: on machines without RAPL the
+energy is estimated (CPU load × TDP, constant RAM), never measured by hardware counters.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import barchart, text, xychart
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import xychart as xym
+
+from ecodemo.dashboards.common import (
+    builtin_annotation,
+    event_annotations,
+    kind_variable,
+    stat_panel,
+    table_panel,
+    ts_panel,
+)
+from ecodemo.dashboards.labels import Lang, labels
+from ecodemo.dashboards.sql import PG, Sql
+
+UID = "ecodemo-frugality"
+RUNS_FILTER = "$__timeFilter(c.started_at) AND (c.sensor_kind IN ($kind) OR c.sensor_kind IS NULL)"
+
+TOTALS_SQL = f"""
+    SELECT sum(c.energy_kwh) AS energy_kwh,
+           count(*) FILTER (WHERE c.energy_kwh IS NULL) AS runs_not_measured,
+           coalesce(string_agg(DISTINCT c.measurement_method, ', '), 'not measured')
+             AS measurement_method
+    FROM compute_runs c
+    WHERE {RUNS_FILTER}
+"""
+
+CO2_TOTAL_SQL = f"""
+    SELECT sum(c.emissions_kg) AS emissions_kgco2e,
+           round(avg(c.carbon_intensity_g_per_kwh)::numeric, 1)::float8 AS intensity_g_per_kwh,
+           coalesce(string_agg(DISTINCT c.intensity_source, ', '), '?') AS intensity_source
+    FROM compute_runs c
+    WHERE {RUNS_FILTER}
+"""
+
+KWH_STAGE_SQL = f"""
+    SELECT $__timeGroupAlias(c.started_at, $__interval),
+           c.stage || ' · ' || coalesce(c.measurement_method, '?') AS metric,
+           sum(c.energy_kwh) AS energy_kwh
+    FROM compute_runs c
+    WHERE {RUNS_FILTER} AND c.energy_kwh IS NOT NULL
+    GROUP BY 1, 2
+    ORDER BY 1
+"""
+
+CO2_STAGE_SQL = f"""
+    SELECT $__timeGroupAlias(c.started_at, $__interval), c.stage AS metric,
+           sum(c.emissions_kg) AS emissions_kg
+    FROM compute_runs c
+    WHERE {RUNS_FILTER} AND c.emissions_kg IS NOT NULL
+    GROUP BY 1, 2
+    ORDER BY 1
+"""
+
+
+def intensity_sql(t: dict[str, str]) -> str:
+    label = t["fr.intensity"]
+    return f"""
+    SELECT $__timeGroupAlias(c.started_at, $__interval),
+           '{label} · ' || coalesce(c.intensity_source, '?') AS metric,
+           avg(c.carbon_intensity_g_per_kwh) AS intensity
+    FROM compute_runs c
+    WHERE {RUNS_FILTER} AND c.carbon_intensity_g_per_kwh IS NOT NULL
+    GROUP BY 1, 2
+    ORDER BY 1
+    """
+
+
+PER_STAGE_MODEL_SQL = f"""
+    SELECT c.stage, coalesce(m.name || ' v' || m.version, c.model_id, '-') AS model,
+           coalesce(c.sensor_kind, '-') AS kind, count(*) AS runs,
+           count(*) FILTER (WHERE c.energy_kwh IS NULL) AS not_measured,
+           sum(c.energy_kwh) AS energy_kwh, sum(c.cpu_energy_kwh) AS cpu_kwh,
+           sum(c.ram_energy_kwh) AS ram_kwh, sum(c.emissions_kg) AS kgco2e,
+           avg(c.carbon_intensity_g_per_kwh) AS intensity_g_per_kwh,
+           string_agg(DISTINCT c.intensity_source, ', ') AS intensity_source,
+           coalesce(string_agg(DISTINCT c.measurement_method, ', '), 'not measured')
+             AS measurement_method
+    FROM compute_runs c LEFT JOIN models m ON m.model_id = c.model_id
+    WHERE {RUNS_FILTER}
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+"""
+
+METHODS_SQL = f"""
+    SELECT coalesce(c.measurement_method, 'not measured') AS measurement_method,
+           coalesce(c.tracking_mode, '-') AS tracking_mode, coalesce(c.cpu_model, '-') AS cpu,
+           count(*) AS runs, sum(c.energy_kwh) AS energy_kwh,
+           string_agg(DISTINCT c.codecarbon_version, ', ') AS codecarbon_version
+    FROM compute_runs c
+    WHERE {RUNS_FILTER}
+    GROUP BY 1, 2, 3
+    ORDER BY runs DESC
+"""
+
+LATEST_BALANCES = """
+    WITH latest AS (
+        SELECT DISTINCT ON (b.kind, b.model_id) b.*
+        FROM balances b
+        WHERE b.kind IN ($kind)
+        ORDER BY b.kind, b.model_id, b.evaluated_at DESC
+    )
+"""
+
+
+def avoided_sql(t: dict[str, str]) -> str:
+    return LATEST_BALANCES + f"""
+    SELECT l.kind || ' · ' || coalesce(m.name || ' v' || m.version, l.model_id) AS model,
+           l.compute_kgco2e AS "{t['fr.spent']}", l.avoided_kgco2e AS "{t['fr.avoided_col']}"
+    FROM latest l LEFT JOIN models m ON m.model_id = l.model_id
+    ORDER BY 1
+    """
+
+
+BALANCE_TABLE_SQL = LATEST_BALANCES + """
+    SELECT l.kind, coalesce(m.name || ' v' || m.version, l.model_id) AS model,
+           l.period_start, l.period_end, l.compute_kwh, l.compute_kgco2e, l.avoided_kwh,
+           l.avoided_kgco2e, l.net_kgco2e, l.benefit_cost_ratio, l.payback_hours, l.method,
+           l.assumptions::text AS assumptions, l.evaluated_at
+    FROM latest l LEFT JOIN models m ON m.model_id = l.model_id
+    ORDER BY 1, 2
+"""
+
+NET_SQL = LATEST_BALANCES + """
+    SELECT sum(l.net_kgco2e) AS net_kgco2e, min(l.payback_hours) AS payback_hours
+    FROM latest l
+"""
+
+ACC_ENERGY_SQL = """
+    WITH acc AS (
+        SELECT e.model_id, sum(e.nmae * e.n) / nullif(sum(e.n), 0) AS nmae
+        FROM evaluations e
+        WHERE e.source = 'backtest' AND e.sensor_id = '__all__' AND e.nmae IS NOT NULL
+          AND e.model_id IS NOT NULL AND e.kind IN ($kind)
+        GROUP BY e.model_id
+    ),
+    energy AS (
+        SELECT c.model_id, sum(c.energy_kwh) AS kwh,
+               string_agg(DISTINCT c.measurement_method, ', ') AS method
+        FROM compute_runs c
+        WHERE c.stage = 'train' AND c.model_id IS NOT NULL
+        GROUP BY c.model_id
+    )
+    SELECT DISTINCT ON (m.kind, m.name)
+           m.kind || ' · ' || m.name || ' v' || m.version AS model,
+           coalesce(en.kwh, m.train_energy_kwh) AS train_energy_kwh,
+           100 * a.nmae AS nmae_pct,
+           coalesce(en.method, 'not measured') AS measurement_method
+    FROM models m
+    JOIN acc a ON a.model_id = m.model_id
+    LEFT JOIN energy en ON en.model_id = m.model_id
+    WHERE m.kind IN ($kind)
+    ORDER BY m.kind, m.name, m.version DESC
+"""
+
+
+def build(lang: Lang = "fr") -> dash.Dashboard:
+    t = labels(lang)
+    right_axis = [dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+                  dm.DynamicConfigValue(id_val="unit", value="none"),
+                  dm.DynamicConfigValue(id_val="custom.drawStyle", value="line")]
+    co2 = (ts_panel(t["fr.co2_stage"], CO2_STAGE_SQL, span=12, min_interval="1h")
+           .with_target(Sql(intensity_sql(t), ref_id="B"))
+           .draw_style(cm.GraphDrawStyle.BARS).unit("masskg")
+           .override_by_regexp("^" + t["fr.intensity"].split(" ")[0], right_axis))
+    kwh = (ts_panel(t["fr.kwh_stage"], KWH_STAGE_SQL, span=12, min_interval="1h")
+           .draw_style(cm.GraphDrawStyle.BARS).unit("kwatth").decimals(6))
+    avoided = (
+        barchart.Panel().title(t["fr.avoided"]).datasource(PG).span(12).height(9)
+        .with_target(Sql(avoided_sql(t)).format("table"))
+        .x_field("model").show_value(cm.VisibilityMode.AUTO).stacking(cm.StackingMode.NONE)
+        .unit("masskg")
+    )
+    acc_energy = (
+        xychart.Panel().title(t["fr.acc_energy"]).datasource(PG).span(12).height(10)
+        .with_target(Sql(ACC_ENERGY_SQL).format("table"))
+        .mapping(xym.SeriesMapping.MANUAL).show(xym.XYShowMode.POINTS)
+        .series([
+            xychart.XYSeriesConfig()
+            .x(xychart.XychartXYSeriesConfigX().matcher(
+                xychart.MatcherConfig().id("byName").options("train_energy_kwh")))
+            .y(xychart.XychartXYSeriesConfigY().matcher(
+                xychart.MatcherConfig().id("byName").options("nmae_pct")))
+        ])
+        .point_size(xychart.XychartFieldConfigPointSize().fixed(9))
+        .override_by_name("train_energy_kwh", [
+            dm.DynamicConfigValue(id_val="custom.scaleDistribution",
+                                  value={"type": "log", "log": 10}),
+            dm.DynamicConfigValue(id_val="unit", value="kwatth"),
+        ])
+        .override_by_name("nmae_pct", [dm.DynamicConfigValue(id_val="unit", value="percent")])
+    )
+    d = (
+        dash.Dashboard(t["frugality.title"]).uid(UID).tags(["ecodemo", "frugality"])
+        .time("now-30d", "now").refresh("5m").timezone("utc").editable()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .with_variable(kind_variable(lang))
+        .annotation(builtin_annotation())
+    )
+    for ann in event_annotations(lang):
+        d = d.annotation(ann)
+    return (
+        d.with_panel(text.Panel().title("").content(t["frugality.intro"]).span(24).height(3))
+        .with_panel(stat_panel(t["fr.total_kwh"], TOTALS_SQL,
+                               fields="/^(energy_kwh|measurement_method)$/", span=8)
+                    .unit("kwatth").decimals(6))
+        .with_panel(stat_panel(t["fr.total_co2"], CO2_TOTAL_SQL,
+                               fields="/^(emissions_kgco2e|intensity_g_per_kwh|intensity_source)$/",
+                               span=8).decimals(6))
+        .with_panel(stat_panel(t["fr.net"], NET_SQL, fields="/^(net_kgco2e|payback_hours)$/",
+                               span=8))
+        .with_panel(kwh)
+        .with_panel(co2)
+        .with_panel(table_panel(t["fr.table"], PER_STAGE_MODEL_SQL, span=24))
+        .with_panel(table_panel(t["fr.methods"], METHODS_SQL, span=24, height=6))
+        .with_panel(avoided)
+        .with_panel(table_panel(t["fr.balance"], BALANCE_TABLE_SQL, span=12, height=9))
+        .with_panel(acc_energy)
+        .with_panel(table_panel(t["fr.acc_energy_table"], ACC_ENERGY_SQL, span=12, height=10))
+    )

@@ -1,0 +1,220 @@
+"""Territory dashboard (staff and elected officials): now, next 48 h, map, reliability.
+
+Every panel that shows the present anchors on the latest data at or before the end of the
+displayed period, so the same dashboard reads correctly on live data and on the bundled
+historical snapshot (move the time picker to the data's dates).
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import geomap, text
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+
+from ecodemo.dashboards.common import (
+    builtin_annotation,
+    event_annotations,
+    kind_label_sql,
+    stat_panel,
+    ts_panel,
+)
+from ecodemo.dashboards.labels import Lang, labels
+from ecodemo.dashboards.sql import PG, Sql
+
+UID = "ecodemo-territory"
+RENEWABLE = "('solar', 'wind')"
+MOBILITY = "('traffic', 'bike', 'pedestrian', 'transit')"
+
+
+def site_variable(lang: Lang) -> dash.QueryVariable:
+    return (
+        dash.QueryVariable("site").label(labels(lang)["site"]).datasource(PG)
+        .query("SELECT site_id AS __value, name AS __text FROM sites ORDER BY kind, name")
+        .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD).multi(True).include_all(True)
+        .current(dm.VariableOption(text="All", value="$__all"))
+    )
+
+
+NOW_SQL = """
+    SELECT r.ts AS "time", s.name || ' (' || se.unit || ')' AS metric, r.value
+    FROM sensors se
+    JOIN sites s ON s.site_id = se.site_id
+    CROSS JOIN LATERAL (
+        SELECT max(ts) AS last_ts FROM readings
+        WHERE sensor_id = se.sensor_id AND ts <= $__timeTo()
+    ) l
+    JOIN readings r ON r.sensor_id = se.sensor_id
+                   AND r.ts > l.last_ts - interval '24 hours' AND r.ts <= l.last_ts
+    WHERE se.site_id IN ($site)
+    ORDER BY 1
+"""
+
+
+def history_sql(kinds: str) -> str:
+    return f"""
+    SELECT $__timeGroupAlias(r.ts, $__interval), s.name || ' (' || se.unit || ')' AS metric,
+           avg(r.value) AS value
+    FROM readings r
+    JOIN sensors se ON se.sensor_id = r.sensor_id
+    JOIN sites s ON s.site_id = se.site_id
+    WHERE $__timeFilter(r.ts) AND se.site_id IN ($site) AND se.kind IN {kinds}
+    GROUP BY 1, 2
+    ORDER BY 1
+    """
+
+
+def actual_sql(t: dict[str, str]) -> str:
+    return f"""
+    SELECT $__timeGroupAlias(ts, $__interval), avg(value) AS "{t['actual']}"
+    FROM readings
+    WHERE sensor_id IN ($site) AND $__timeFilter(ts)
+    GROUP BY 1
+    ORDER BY 1
+    """
+
+
+def forecast_sql(t: dict[str, str]) -> str:
+    # The latest issue at or before the end of the period; among models issued together, the
+    # promoted one. Past issues stay in the table, so moving the picker back shows what was
+    # forecast then.
+    return f"""
+    WITH latest AS (
+        SELECT f.model_id, f.issued_at
+        FROM forecasts f LEFT JOIN models m ON m.model_id = f.model_id
+        WHERE f.sensor_id IN ($site) AND f.issued_at <= $__timeTo()
+        ORDER BY f.issued_at DESC, (m.status = 'promoted') DESC NULLS LAST, f.model_id
+        LIMIT 1
+    )
+    SELECT f.ts AS "time", f.p10 AS "{t['p10']}", f.p50 AS "{t['p50']}",
+           f.p90 AS "{t['p90']}"
+    FROM forecasts f JOIN latest l ON l.model_id = f.model_id AND l.issued_at = f.issued_at
+    WHERE f.sensor_id IN ($site) AND f.ts <= l.issued_at + interval '48 hours'
+    ORDER BY 1
+    """
+
+
+MAP_SQL = """
+    SELECT s.name, s.kind, s.latitude AS lat, s.longitude AS lon, l.value AS last_value,
+           se.unit, l.ts AS last_ts
+    FROM sites s
+    JOIN sensors se ON se.site_id = s.site_id
+    LEFT JOIN LATERAL (
+        SELECT ts, value FROM readings
+        WHERE sensor_id = se.sensor_id AND ts <= $__timeTo()
+        ORDER BY ts DESC LIMIT 1
+    ) l ON true
+    WHERE s.site_id IN ($site) AND s.latitude IS NOT NULL AND s.longitude IS NOT NULL
+    ORDER BY s.kind, s.name
+"""
+
+
+def quality_sql(t: dict[str, str], lang: Lang) -> str:
+    """nMAE of the live forecasts over the 30 days before the latest live evaluation.
+
+    Per-sensor rows are used when they exist for the chosen sites, else the kind's
+    ``__all__`` aggregate; only the model the ladder chose last for that kind.
+    """
+    phrase = t["quality.phrase"].replace("'", "''")
+    return f"""
+    WITH kinds AS (SELECT DISTINCT kind FROM sites WHERE site_id IN ($site)),
+    choice AS (
+        SELECT DISTINCT ON (kind) kind, chosen_name FROM model_choices
+        ORDER BY kind, decided_at DESC
+    ),
+    last AS (
+        SELECT e.kind, max(e.period_end) AS last_end FROM evaluations e
+        WHERE e.source = 'live' AND e.period_end <= $__timeTo()
+        GROUP BY e.kind
+    ),
+    ev AS (
+        SELECT e.kind, e.sensor_id, e.nmae, e.n
+        FROM evaluations e
+        JOIN kinds k ON k.kind = e.kind
+        JOIN last ON last.kind = e.kind
+        LEFT JOIN choice c ON c.kind = e.kind
+        WHERE e.source = 'live' AND e.nmae IS NOT NULL AND e.n > 0
+          AND e.period_end > last.last_end - interval '30 days'
+          AND e.period_end <= last.last_end
+          AND (c.chosen_name IS NULL OR e.model_name = c.chosen_name)
+          AND (e.sensor_id = '__all__' OR e.sensor_id IN ($site))
+    ),
+    per_kind AS (
+        SELECT kind, 100 * sum(nmae * n) / sum(n) AS within_pct
+        FROM ev
+        WHERE sensor_id <> '__all__'
+           OR NOT EXISTS (SELECT 1 FROM ev e2 WHERE e2.kind = ev.kind
+                          AND e2.sensor_id <> '__all__')
+        GROUP BY kind
+    )
+    SELECT kind, round(within_pct::numeric, 0)::float8 AS within_pct,
+           format('{phrase}', {kind_label_sql('kind', lang)},
+                  round(within_pct::numeric, 0)) AS phrase
+    FROM per_kind
+    ORDER BY kind
+    """
+
+
+def build(lang: Lang = "fr") -> dash.Dashboard:
+    t = labels(lang)
+    band = [
+        dm.DynamicConfigValue(id_val="custom.fillBelowTo", value=t["p10"]),
+        dm.DynamicConfigValue(id_val="custom.lineWidth", value=0),
+        dm.DynamicConfigValue(id_val="custom.fillOpacity", value=25),
+        dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "blue"}),
+    ]
+    low = [
+        dm.DynamicConfigValue(id_val="custom.lineWidth", value=0),
+        dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "blue"}),
+    ]
+    median = [
+        dm.DynamicConfigValue(id_val="custom.lineStyle",
+                              value={"fill": "dash", "dash": [10, 10]}),
+        dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "blue"}),
+    ]
+    actual = [dm.DynamicConfigValue(id_val="color",
+                                    value={"mode": "fixed", "fixedColor": "green"})]
+    forecast = (
+        ts_panel(t["forecast.title"], actual_sql(t), span=12, height=10, min_interval="1h")
+        .with_target(Sql(forecast_sql(t), ref_id="B"))
+        .description(t["forecast.desc"])
+        .repeat("site").repeat_direction("h").max_per_row(2)
+        .override_by_name(t["p90"], band).override_by_name(t["p10"], low)
+        .override_by_name(t["p50"], median).override_by_name(t["actual"], actual)
+    )
+    sites_map = (
+        geomap.Panel().title(t["map.title"]).datasource(PG).span(12).height(10)
+        .with_target(Sql(MAP_SQL).format("table"))
+        .view(geomap.MapViewConfig().id("coords").lat(48).lon(2).zoom(7))
+        .basemap(cb.MapLayerOptions().type("osm-standard").name("Basemap"))
+        .layers([cb.MapLayerOptions().type("markers").name(t["site"])
+                 .location(cb.FrameGeometrySource().mode(cm.FrameGeometrySourceMode.COORDS)
+                           .latitude("lat").longitude("lon"))
+                 .tooltip(True)])
+    )
+    quality = stat_panel(t["quality.title"], quality_sql(t, lang), fields="/^phrase$/",
+                         span=12, height=10).description(t["quality.desc"])
+    d = (
+        dash.Dashboard(t["territory.title"]).uid(UID).tags(["ecodemo", "territory"])
+        .time("now-2d", "now+2d").refresh("5m").timezone("Europe/Paris").editable()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .with_variable(site_variable(lang))
+        .annotation(builtin_annotation())
+    )
+    for ann in event_annotations(lang):
+        d = d.annotation(ann)
+    return (
+        d.with_row(dash.Row(t["rows.now"]))
+        .with_panel(text.Panel().title("").content(t["territory.intro"]).span(24).height(3))
+        .with_panel(stat_panel(t["now.title"], NOW_SQL, fields="", span=24, height=6,
+                               fmt="time_series").description(t["now.desc"]))
+        .with_row(dash.Row(t["rows.forecast"]))
+        .with_panel(quality)
+        .with_panel(sites_map)
+        .with_panel(forecast)
+        .with_row(dash.Row(t["rows.history"]))
+        .with_panel(ts_panel(t["production.title"], history_sql(RENEWABLE), min_interval="1h"))
+        .with_panel(ts_panel(t["mobility.title"], history_sql(MOBILITY), min_interval="1h"))
+    )
+
