@@ -67,6 +67,7 @@ def fill_pipeline_rows(conn: psycopg.Connection, now: datetime) -> tuple[str, ..
         _evaluations(conn, kind, data_end, now)
         _compute_runs(conn, kind, ki, now)
         _balance(conn, kind, data_end, now)
+    _flag_spikes(conn)
     _sensor_quality(conn)
     conn.execute(
         "INSERT INTO quarantine (source, line_no, sensor_id, raw, reason) VALUES "
@@ -236,6 +237,15 @@ def _balance(conn: psycopg.Connection, kind: str, data_end: datetime, now: datet
          json.dumps({"shifted_share": 0.02, "intensity_g_per_kwh": INTENSITY})))
 
 
+def _flag_spikes(conn: psycopg.Connection) -> None:
+    """The sensors stage's spike check (bit 8): more than 4 standard deviations from the mean."""
+    conn.execute(
+        """UPDATE readings r SET quality_flags = r.quality_flags | 8
+           FROM (SELECT sensor_id, avg(value) AS mu, stddev_pop(value) AS sd
+                 FROM readings GROUP BY sensor_id) s
+           WHERE s.sensor_id = r.sensor_id AND s.sd > 0 AND abs(r.value - s.mu) > 4 * s.sd""")
+
+
 def _sensor_quality(conn: psycopg.Connection) -> None:
     """Computed from the readings, as the sensors stage's quality check would."""
     conn.execute(
@@ -246,8 +256,9 @@ def _sensor_quality(conn: psycopg.Connection) -> None:
                   max(g.step) FILTER (WHERE g.step > coalesce(se.resolution, interval '1 hour')),
                   count(*) FILTER (WHERE g.quality_flags <> 0),
                   (SELECT count(*) FROM quarantine q WHERE q.sensor_id = g.sensor_id),
-                  jsonb_build_object('negative_night',
-                                     count(*) FILTER (WHERE g.quality_flags & 1 <> 0))
+                  jsonb_build_object(
+                      'negative_night', count(*) FILTER (WHERE g.quality_flags & 1 <> 0),
+                      'spike', count(*) FILTER (WHERE g.quality_flags & 8 <> 0))
            FROM (SELECT sensor_id, ts, quality_flags,
                         ts - lag(ts) OVER (PARTITION BY sensor_id ORDER BY ts) AS step
                  FROM readings) g
