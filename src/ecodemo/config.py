@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     grafana_user: str | None = Field(default=None, description="Grafana basic-auth user.")
     grafana_password: SecretStr | None = Field(default=None, description="Grafana password.")
     grafana_folder: str = Field(default="ecodemo", description="Grafana folder uid/title.")
+    grafana_db_host: str = Field(
+        default="timescaledb:5432",
+        description="host:port of the database as Grafana reaches it (datasource created by "
+                    "`ecodemo dashboards publish` when missing).",
+    )
+    grafana_db_name: str | None = Field(
+        default=None, description="Database name for Grafana; unset: the one in database_url."
+    )
+    grafana_db_user: str | None = Field(default=None, description="Read-only role for Grafana.")
+    grafana_db_password: SecretStr | None = Field(
+        default=None, description="Password of the read-only role Grafana uses."
+    )
     num_threads: int = Field(default=2, ge=1, description="Threads for LightGBM.")
     ingest_batch_rows: int = Field(
         default=500_000, ge=1_000, description="Rows per COPY batch (bounds memory)."

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from ecodemo.cli import dashboards as dashboards_cmd
 from ecodemo.cli import db as db_cmd
 from ecodemo.cli import demo as demo_cmd
 from ecodemo.cli import ingest as ingest_cmd
@@ -46,6 +47,7 @@ def _root(
 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(ingest_cmd.app, name="ingest")
+app.add_typer(dashboards_cmd.app, name="dashboards")
 app.command("demo")(demo_cmd.demo)
 
 
