@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from ecodemo.dashboards.grafana_sql import (
     QueryContext,

@@ -7,9 +7,8 @@ energy is estimated (CPU load × TDP, constant RAM), never measured by hardware 
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import barchart, text, xychart
+from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import xychart as xym

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from psycopg.conninfo import conninfo_to_dict
@@ -138,7 +138,8 @@ def datasource_body(settings: Settings) -> dict[str, Any]:
     """The same datasource as dashboards/provisioning/datasources/ecodemo.yaml."""
     dbname = settings.grafana_db_name
     if dbname is None and settings.database_url is not None:
-        dbname = conninfo_to_dict(settings.database_url.get_secret_value()).get("dbname")
+        found = conninfo_to_dict(settings.database_url.get_secret_value()).get("dbname")
+        dbname = str(found) if found else None
     body: dict[str, Any] = {
         "name": PG_UID, "uid": PG_UID, "type": PG_TYPE, "access": "proxy",
         "url": settings.grafana_db_host, "user": settings.grafana_db_user or "",
@@ -197,11 +198,7 @@ def store_events(conn: Any, limit: int = 500) -> list[Event]:
            WHERE c.stage = 'train' ORDER BY c.started_at DESC LIMIT %s""", (limit,)):
         energy = (f"{kwh:.6f} kWh ({method or 'method unknown'})" if kwh is not None
                   else "energy not measured")
-        end = None
-        if secs:
-            from datetime import timedelta
-
-            end = started + timedelta(seconds=secs)
+        end = started + timedelta(seconds=secs) if secs else None
         events.append(Event(
             key=f"run:{run_id}", time=started, time_end=end,
             text=f"train {model or kind or ''}: {energy}" + ("" if status == "ok"
