@@ -55,7 +55,7 @@
     var g = svgEl("g", {"class": "axis"}, f.svg);
     yTicks.forEach(function (v) {
       var y = ys(v);
-      svgEl("line", {x1: f.m.l, x2: f.W - f.m.r, y1: y, y2: y, "class": "grid"}, g);
+      svgEl("line", {x1: f.m.l, x2: f.W - f.m.r, y1: y, y2: y, "class": "gridline"}, g);
       svgEl("text", {x: f.m.l - 6, y: y + 4, "text-anchor": "end"}, g).textContent = fmt(v);
     });
     xTicks.forEach(function (v) {
