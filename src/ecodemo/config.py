@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         default=500_000, ge=1_000, description="Rows per COPY batch (bounds memory)."
     )
     log_level: str = Field(default="INFO")
+    benefit_model_path: Path | None = Field(
+        default=None,
+        description="YAML deep-merged over the shipped benefit model (energy/benefit_defaults).",
+    )
+    grid_zone: str = Field(default="FR", description="grid_intensity zone used for compute runs.")
 
     @property
     def embedded(self) -> bool:

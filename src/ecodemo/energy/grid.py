@@ -1,0 +1,168 @@
+"""French grid carbon intensity (RTE éCO2mix ``taux_co2``) and per-run emission recomputation.
+
+Two emission figures live side by side in ``compute_runs``:
+
+- ``emissions_kg`` / ``carbon_intensity_g_per_kwh``: CodeCarbon's own figure, computed with its
+  **annual average** intensity for the country (a constant for every run in a year);
+- ``grid_emissions_kg`` / ``grid_intensity_g_per_kwh`` / ``grid_intensity_source``: the same
+  measured energy times the **éCO2mix intensity at the time the run happened** (the quarter-hour
+  value at or before the run's midpoint, else the next one, within a tolerance), filled in here
+  when the pipeline has collected ``grid_intensity`` rows.
+
+``parse_eco2mix_taux_co2`` is pure and reads an ODRE Explore API v2.1 ``/records`` answer for the
+dataset ``eco2mix-national-tr`` (fields ``date_heure``, ``taux_co2`` in gCO2e/kWh). The sensors
+connector writes the same table; :func:`store_grid_intensity` is the shared upsert.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from ecodemo.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DATASET = "eco2mix-national-tr"
+DEFAULT_ZONE = "FR"
+DEFAULT_SOURCE = "RTE éCO2mix taux_co2 (ODRE eco2mix-national-tr)"
+# Real-time éCO2mix comes by the quarter-hour; taux_co2 is sometimes published only every
+# half-hour, so a run may sit up to 30 minutes from the nearest value.
+DEFAULT_TOLERANCE = timedelta(minutes=30)
+# Plausible bounds for the French mix, gCO2e/kWh (observed values are roughly 10-150).
+_MIN_G, _MAX_G = 0.0, 1500.0
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """Grid carbon intensity for one zone and instant. ``g_per_kwh`` in gCO2e/kWh, ts in UTC."""
+
+    zone: str
+    ts: datetime
+    g_per_kwh: float
+
+
+def parse_eco2mix_taux_co2(payload: Mapping[str, Any], *, zone: str = DEFAULT_ZONE,
+                           source: str = DATASET) -> list[GridPoint]:
+    """Grid intensity points from an ODRE ``/records`` answer (Explore API v2.1).
+
+    Records whose ``taux_co2`` is null (the latest real-time quarter-hours often are) are
+    skipped, not zero-filled. Raises :class:`InputError` for a payload of another shape, a
+    timestamp without a UTC offset or a value outside plausible bounds.
+    """
+    results = payload.get("results") if isinstance(payload, Mapping) else None
+    if not isinstance(results, list):
+        raise InputError("not an Explore v2.1 /records answer (no 'results' list)",
+                         source=source, field="results")
+    points: dict[datetime, GridPoint] = {}
+    for i, rec in enumerate(results):
+        if not isinstance(rec, Mapping):
+            raise InputError(f"record {i} is not an object", source=source)
+        value = rec.get("taux_co2")
+        if value is None:
+            continue
+        raw_ts = rec.get("date_heure")
+        if not isinstance(raw_ts, str):
+            raise InputError(f"record {i} has no date_heure", source=source, field="date_heure")
+        try:
+            ts = datetime.fromisoformat(raw_ts)
+        except ValueError:
+            raise InputError(f"record {i}: bad timestamp '{raw_ts}'", source=source,
+                             field="date_heure") from None
+        if ts.tzinfo is None:
+            raise InputError(f"record {i}: timestamp '{raw_ts}' has no UTC offset",
+                             source=source, field="date_heure")
+        try:
+            g = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"record {i}: taux_co2 '{value}' is not a number", source=source,
+                             field="taux_co2") from None
+        if not (_MIN_G <= g <= _MAX_G) or math.isnan(g):
+            raise InputError(f"record {i}: taux_co2 {g} gCO2/kWh is implausible",
+                             source=source, field="taux_co2")
+        ts = ts.astimezone(UTC)
+        points[ts] = GridPoint(zone=zone, ts=ts, g_per_kwh=g)
+    return [points[k] for k in sorted(points)]
+
+
+def store_grid_intensity(conn: psycopg.Connection, points: Iterable[GridPoint],
+                         source: str = DEFAULT_SOURCE) -> int:
+    """Upsert points into ``grid_intensity``; returns rows inserted or changed."""
+    pts = list(points)
+    if not pts:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO grid_intensity (zone, ts, g_per_kwh, source)
+               SELECT z, t, g, %s
+               FROM unnest(%s::text[], %s::timestamptz[], %s::float8[]) AS u(z, t, g)
+               ON CONFLICT (zone, ts) DO UPDATE
+                 SET g_per_kwh = EXCLUDED.g_per_kwh, source = EXCLUDED.source
+                 WHERE (grid_intensity.g_per_kwh, grid_intensity.source)
+                       IS DISTINCT FROM (EXCLUDED.g_per_kwh, EXCLUDED.source)""",
+            (source, [p.zone for p in pts], [p.ts for p in pts], [p.g_per_kwh for p in pts]))
+        changed = cur.rowcount
+    if not conn.autocommit:
+        conn.commit()
+    return max(changed, 0)
+
+
+# The intensity used for a run: the last value at or before the run's midpoint, else the first
+# one after it, each within the tolerance. Runs last seconds to minutes, so one quarter-hour
+# value describes them; the midpoint keeps long runs honest.
+_RECOMPUTE = """
+WITH runs AS (
+    SELECT run_id, started_at, energy_kwh,
+           started_at + make_interval(secs => coalesce(duration_s, 0) / 2) AS mid
+    FROM compute_runs
+    WHERE (%(all)s OR grid_intensity_g_per_kwh IS NULL)
+), matched AS (
+    SELECT r.run_id, r.started_at, r.energy_kwh,
+           coalesce(prev.ts, nxt.ts) AS gi_ts,
+           coalesce(prev.g_per_kwh, nxt.g_per_kwh) AS g,
+           coalesce(prev.source, nxt.source) AS src,
+           CASE WHEN prev.ts IS NOT NULL THEN 'at or before' ELSE 'after' END AS side
+    FROM runs r
+    LEFT JOIN LATERAL (
+        SELECT ts, g_per_kwh, source FROM grid_intensity
+        WHERE zone = %(zone)s AND ts <= r.mid AND ts >= r.mid - %(tol)s
+        ORDER BY ts DESC LIMIT 1) prev ON true
+    LEFT JOIN LATERAL (
+        SELECT ts, g_per_kwh, source FROM grid_intensity
+        WHERE zone = %(zone)s AND ts > r.mid AND ts <= r.mid + %(tol)s
+        ORDER BY ts ASC LIMIT 1) nxt ON true
+)
+UPDATE compute_runs c
+SET grid_intensity_g_per_kwh = m.g,
+    grid_emissions_kg = m.energy_kwh * m.g / 1000.0,   -- NULL energy stays NULL
+    grid_intensity_source = m.src || ', zone ' || %(zone)s || ', value of '
+        || to_char(m.gi_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')
+        || ' (' || m.side || ' the run midpoint)'
+FROM matched m
+WHERE c.run_id = m.run_id AND c.started_at = m.started_at AND m.g IS NOT NULL
+"""
+
+
+def recompute_grid_emissions(conn: psycopg.Connection, *, zone: str = DEFAULT_ZONE,
+                             tolerance: timedelta = DEFAULT_TOLERANCE,
+                             recompute_all: bool = False) -> int:
+    """Fill the grid-intensity columns of compute runs that have a collected intensity.
+
+    Runs with no ``grid_intensity`` value within ``tolerance`` keep NULL grid columns (their
+    CodeCarbon annual-constant figure in ``emissions_kg`` is then the only one). A run whose
+    energy was not measured gets the intensity but NULL ``grid_emissions_kg``.
+    Returns the number of runs updated.
+    """
+    with conn.cursor() as cur:
+        cur.execute(_RECOMPUTE, {"zone": zone, "tol": tolerance, "all": recompute_all})
+        n = cur.rowcount
+    if not conn.autocommit:
+        conn.commit()
+    log.info("grid intensity applied to %d compute run(s) (zone %s)", n, zone)
+    return max(n, 0)

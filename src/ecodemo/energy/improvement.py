@@ -1,0 +1,170 @@
+"""How much a model reduces the forecast error against the no-AI baseline, per kind.
+
+Two sources, in order of preference:
+
+- **live**: past forecasts as issued, joined to the readings at their target time; the
+  baseline is seasonal naive built from the readings known at issue time
+  (:mod:`ecodemo.energy.accuracy`);
+- **backtest**: the latest rolling-origin backtest in ``evaluations`` (source 'backtest'),
+  comparing the model's rows with the baseline rung's rows on the same sensor, horizon and
+  period (or, without a baseline row, MAE / (1 - skill)).
+
+The reduction is the sum over the kind's sensors of MAE(baseline) - MAE(model), converted to the
+benefit model's error unit (MW for renewables, count per hour for transport). Sensors in another
+dimension (road occupancy in %) cannot be converted and are left out, with a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from ecodemo.energy.accuracy import ALL_SENSORS, pooled_live_errors
+from ecodemo.errors import InputError
+from ecodemo.units import factor
+
+
+@dataclass
+class Reduction:
+    kind: str
+    model_id: str
+    source: str                       # 'live' | 'backtest'
+    error_unit: str
+    error_reduction: float            # sum over sensors, in error_unit
+    sensors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    evaluation_period: tuple[str, str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _convert(value: float, unit: str, error_unit: str) -> float | None:
+    try:
+        return value * factor(unit, error_unit)
+    except (InputError, KeyError):
+        return None
+
+
+def live_reduction(frame: pd.DataFrame, kind: str, model_id: str,
+                   error_unit: str) -> Reduction | None:
+    errors = pooled_live_errors(frame[frame["kind"] == kind], model_id)
+    if not errors:
+        return None
+    red = Reduction(kind=kind, model_id=model_id, source="live", error_unit=error_unit,
+                    error_reduction=0.0)
+    sub = frame[(frame["model_id"] == model_id) & (frame["kind"] == kind)]
+    red.evaluation_period = (sub["ts"].min().isoformat(), sub["ts"].max().isoformat())
+    for e in errors:
+        delta = _convert(e.mae_baseline - e.mae_model, e.unit, error_unit)
+        if delta is None:
+            red.notes.append(f"sensor {e.sensor_id} left out: unit {e.unit} is not convertible "
+                             f"to {error_unit}")
+            continue
+        red.error_reduction += delta
+        red.sensors.append({"sensor_id": e.sensor_id, "unit": e.unit, "n": e.n,
+                            "mae_model": e.mae_model, "mae_baseline": e.mae_baseline,
+                            "reduction": delta})
+    red.notes.append("live: past forecasts as issued, all horizons pooled; baseline = seasonal "
+                     "naive from readings known at issue time")
+    return red if red.sensors else None
+
+
+_BACKTEST = """
+SELECT m.sensor_id, m.horizon_h, m.mae, m.skill_vs_seasonal_naive, b.mae AS mae_base,
+       m.period_start, m.period_end, m.evaluated_at, s.unit
+FROM evaluations m
+LEFT JOIN evaluations b ON b.source = 'backtest' AND b.kind = m.kind
+     AND b.model_name = %(base)s AND b.sensor_id = m.sensor_id AND b.horizon_h = m.horizon_h
+     AND b.period_start = m.period_start AND b.period_end = m.period_end
+LEFT JOIN sensors s ON s.sensor_id = m.sensor_id
+WHERE m.source = 'backtest' AND m.kind = %(kind)s AND m.mae IS NOT NULL
+  AND (m.model_id = %(model)s
+       OR (m.model_id IS NULL AND m.model_name = (SELECT name FROM models
+                                                  WHERE model_id = %(model)s)))
+ORDER BY m.evaluated_at DESC, m.period_end DESC
+"""
+
+
+def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error_unit: str,
+                       baseline: str) -> Reduction | None:
+    rows = conn.execute(_BACKTEST, {"kind": kind, "model": model_id, "base": baseline}).fetchall()
+    if not rows:
+        return None
+    latest = rows[0][5:7]
+    rows = [r for r in rows if tuple(r[5:7]) == tuple(latest)]
+    red = Reduction(kind=kind, model_id=model_id, source="backtest", error_unit=error_unit,
+                    error_reduction=0.0,
+                    evaluation_period=(latest[0].isoformat(), latest[1].isoformat()))
+    per_sensor = [r for r in rows if r[0] != ALL_SENSORS]
+    use_all = not per_sensor
+    if use_all:
+        per_sensor = rows
+    by_sensor: dict[str, list[float]] = {}
+    units: dict[str, str | None] = {}
+    for sensor, _h, mae, skill, mae_base, *_rest, unit in per_sensor:
+        if mae_base is None:
+            if skill is None or skill >= 1:
+                continue
+            mae_base = mae / (1.0 - skill)  # skill = 1 - MAE/MAE_naive
+        by_sensor.setdefault(sensor, []).append(mae_base - mae)
+        units[sensor] = unit
+    if use_all and by_sensor:
+        # Only the kind's aggregate is known: count it once per sensor in the error unit.
+        sensors = conn.execute("SELECT sensor_id, unit FROM sensors WHERE kind = %s",
+                               (kind,)).fetchall()
+        convertible = [(s, u) for s, u in sensors if _convert(1.0, u, error_unit) is not None]
+        mean_delta = sum(by_sensor[ALL_SENSORS]) / len(by_sensor[ALL_SENSORS])
+        units_set = {u for _s, u in convertible}
+        if len(units_set) != 1:
+            red.notes.append("backtest has only the '__all__' aggregate and the kind's sensors "
+                             "have no single convertible unit: no reduction")
+            return None
+        unit = units_set.pop()
+        delta = _convert(mean_delta, unit, error_unit) or 0.0
+        red.error_reduction = delta * len(convertible)
+        red.sensors.append({"sensor_id": ALL_SENSORS, "unit": unit, "sensors": len(convertible),
+                            "reduction_per_sensor": delta, "reduction": red.error_reduction})
+        red.notes.append(f"backtest gives only the kind's aggregate: its MAE reduction is "
+                         f"counted once for each of the {len(convertible)} sensor(s)")
+    else:
+        for sensor, deltas in sorted(by_sensor.items()):
+            unit = units.get(sensor)
+            d = _convert(sum(deltas) / len(deltas), unit, error_unit) if unit else None
+            if d is None:
+                red.notes.append(f"sensor {sensor} left out: unit {unit} is not convertible to "
+                                 f"{error_unit}")
+                continue
+            red.error_reduction += d
+            red.sensors.append({"sensor_id": sensor, "unit": unit, "horizons": len(deltas),
+                                "reduction": d})
+    red.notes.append(
+        "backtest: no live forecasts with actuals yet, so the error reduction comes from the "
+        f"latest rolling-origin backtest ({latest[0].date()} to {latest[1].date()}), MAE "
+        f"averaged over horizons, baseline '{baseline}', applied to the accounting period")
+    return red if red.sensors else None
+
+
+def balanced_models(conn: psycopg.Connection, kind: str, baseline: str,
+                    frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(model_id, why) pairs to balance for a kind: live models, else promoted/chosen ones."""
+    live = frame[(frame["kind"] == kind) & (frame["model_name"] != baseline)]
+    if not live.empty:
+        return [(str(m), "forecasts issued in the period") for m in
+                sorted(live["model_id"].unique())]
+    rows = conn.execute("SELECT model_id FROM models WHERE kind = %s AND status = 'promoted' "
+                        "AND name <> %s ORDER BY model_id", (kind, baseline)).fetchall()
+    if rows:
+        return [(r[0], "promoted model") for r in rows]
+    row = conn.execute("SELECT model_id FROM model_choices WHERE kind = %s AND model_id IS NOT "
+                       "NULL AND chosen_name <> %s ORDER BY decided_at DESC LIMIT 1",
+                       (kind, baseline)).fetchone()
+    if row:
+        return [(row[0], "latest model-ladder choice")]
+    rows = conn.execute("""SELECT DISTINCT model_id FROM evaluations WHERE source = 'backtest'
+        AND kind = %s AND model_id IS NOT NULL AND model_name <> %s
+        ORDER BY model_id""", (kind, baseline)).fetchall()
+    return [(r[0], "backtested model") for r in rows]
