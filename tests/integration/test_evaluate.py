@@ -1,0 +1,144 @@
+"""``evaluate``: live accuracy of past forecasts as issued, then the balance per kind."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecodemo.energy.stages import evaluate
+from ecodemo.store.ingest import ingest_csv
+from tests.conftest import SNAPSHOT
+
+BIKE_MODEL = "bike-lgbm_small-v1"
+
+
+def _model(conn, model_id, kind, name="lgbm_small", status="promoted"):
+    conn.execute("INSERT INTO models (model_id, kind, name, version, status) "
+                 "VALUES (%s, %s, %s, 1, %s)", (model_id, kind, name, status))
+
+
+def _run(conn, stage, started_at, kwh, kg, model_id=None, kind=None):
+    conn.execute(
+        """INSERT INTO compute_runs (run_id, stage, model_id, sensor_kind, started_at,
+               duration_s, energy_kwh, emissions_kg, measurement_method)
+           VALUES (%s, %s, %s, %s, %s, 1, %s, %s, 'estimated: test row')""",
+        (str(uuid.uuid4()), stage, model_id, kind, started_at, kwh, kg))
+
+
+@pytest.fixture()
+def bike_data(conn, snapshot_sites):
+    """Real Paris bike counts (bundled snapshot)."""
+    ingest_csv(conn, SNAPSHOT / "transport_bike.csv.gz")
+    sensor = "paris-bike-100007049-101007049"
+    rows = conn.execute("SELECT ts, value FROM readings WHERE sensor_id = %s ORDER BY ts",
+                        (sensor,)).fetchall()
+    series = pd.Series([v for _t, v in rows], index=pd.DatetimeIndex([t for t, _v in rows]))
+    return sensor, series
+
+
+def test_evaluate_live_forecasts_against_actuals(settings, conn, bike_data) -> None:
+    sensor, actual = bike_data
+    _model(conn, BIKE_MODEL, "bike")
+    issued = datetime(2021, 3, 1, 0, 0, tzinfo=UTC)
+    targets = [issued + timedelta(hours=h) for h in range(1, 49)]
+    truth = actual.reindex(pd.DatetimeIndex(targets))
+    naive = actual.reindex(pd.DatetimeIndex([t - timedelta(hours=168) for t in targets]))
+    assert truth.notna().all() and naive.notna().all()
+    # A forecast halfway between the seasonal-naive value and the truth: better than naive.
+    p50 = 0.5 * naive.to_numpy() + 0.5 * truth.to_numpy()
+    rows = [(sensor, BIKE_MODEL, issued, t, float(h + 1), p - 20, p, p + 20)
+            for h, (t, p) in enumerate(zip(targets, p50, strict=True))]
+    # Not evaluated: issued after its target, and a target without a reading.
+    rows.append((sensor, BIKE_MODEL, issued + timedelta(hours=5), issued + timedelta(hours=2),
+                 -3.0, 0, 0, 0))
+    rows.append((sensor, BIKE_MODEL, issued, datetime(2030, 1, 1, tzinfo=UTC), 24.0, 1, 1, 1))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO forecasts (sensor_id, model_id, issued_at, ts, horizon_h, "
+                        "p10, p50, p90) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+    _run(conn, "train", issued - timedelta(days=1), 0.01, 0.0003, BIKE_MODEL, "bike")
+    _run(conn, "predict", issued, 0.001, 0.00003, BIKE_MODEL, "bike")
+
+    start, end = issued, issued + timedelta(hours=49)
+    out = evaluate(settings, start, end)
+
+    got = conn.execute("""SELECT horizon_h, n, mae, rmse, nmae, skill_vs_seasonal_naive,
+                              coverage_p10_p90, pinball, details
+                          FROM evaluations WHERE source = 'live' AND sensor_id = %s
+                          ORDER BY horizon_h""", (sensor,)).fetchall()
+    assert len(got) == 48 and all(r[1] == 1 for r in got)
+    a, p = truth.to_numpy(), p50
+    for h, n, mae, rmse, nmae, skill, cov, pin, details in got:
+        i = int(h) - 1
+        assert mae == pytest.approx(abs(a[i] - p[i]))
+        assert rmse == pytest.approx(abs(a[i] - p[i]))
+        if a[i] != 0:
+            assert nmae == pytest.approx(abs(a[i] - p[i]) / abs(a[i]))
+        assert cov == (1.0 if abs(a[i] - p[i]) <= 20 else 0.0)
+        assert details["mae_seasonal_naive"] == pytest.approx(abs(a[i] - naive.iloc[i]))
+        assert pin is not None
+    # pooled over horizons, the '__all__' rows exist too, one per horizon
+    n_all = conn.execute("SELECT count(*) FROM evaluations WHERE sensor_id = '__all__' "
+                         "AND source = 'live'").fetchone()[0]
+    assert n_all == 48
+
+    # the balance used the live error reduction
+    bal = [b for b in out["balances"] if b["kind"] == "bike"]
+    assert len(bal) == 1 and "from live accuracy" in bal[0]["method"]
+    mae_model = np.abs(a - p).mean()
+    mae_naive = np.abs(a - naive.to_numpy()).mean()
+    row = conn.execute("SELECT avoided_kwh, assumptions, compute_kwh, method FROM balances "
+                       "WHERE kind = 'bike'").fetchone()
+    red = row[1]["error_reduction_source"]
+    assert red["source"] == "live"
+    assert red["error_reduction"] == pytest.approx(mae_naive - mae_model)
+    f = row[1]["kind_model"]["kwh_per_error_unit_hour"]
+    assert row[0] == pytest.approx((mae_naive - mae_model) * 49 * f)
+    assert row[2] == pytest.approx(0.01 * 49 / 168 + 0.001)  # no ingest runs in the period
+    # the evaluate stage measured itself
+    assert conn.execute("SELECT count(*) FROM compute_runs WHERE stage = 'evaluate' "
+                        "AND run_id = %s", (out["evaluate_run_id"],)).fetchone()[0] == 1
+
+
+def test_backtest_fallback_and_unmeasured_run_stays_null(settings, conn, snapshot_sites) -> None:
+    model_id = "solar-lgbm_small-v3"
+    _model(conn, model_id, "solar")
+    sensor = conn.execute("SELECT sensor_id FROM sensors WHERE kind = 'solar'").fetchone()[0]
+    p0, p1 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 12, 1, tzinfo=UTC)
+    for name, mid, maes in (("lgbm_small", model_id, (2.0, 3.0)),
+                            ("seasonal_naive", None, (4.0, 5.5))):
+        for h, mae in zip((1.0, 24.0), maes, strict=True):
+            conn.execute(
+                """INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id,
+                       horizon_h, period_start, period_end, n, mae)
+                   VALUES ('backtest', 'solar', %s, %s, %s, %s, %s, %s, 100, %s)""",
+                (name, mid, sensor, h, p0, p1, mae))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    end = start + timedelta(hours=24)
+    _run(conn, "train", start - timedelta(hours=1), 0.02, 0.0006, model_id, "solar")
+    _run(conn, "predict", start + timedelta(hours=1), None, None, model_id, "solar")  # failed
+
+    out = evaluate(settings, start, end)
+    assert out["live_evaluation_rows"] == 0
+    row = conn.execute(
+        "SELECT avoided_kwh, avoided_kgco2e, predict_kwh, train_kwh, compute_kwh, "
+        "compute_kgco2e, net_kgco2e, benefit_cost_ratio, payback_hours, breakeven, method, "
+        "assumptions FROM balances WHERE kind = 'solar'").fetchone()
+    avoided_kwh, avoided_kg, predict, train, compute, compute_kg, net, ratio, payback, be, \
+        method, assumptions = row
+    # mean reduction over horizons: ((4 - 2) + (5.5 - 3)) / 2 = 2.25 MW, held 24 h, default
+    # share 0.3 and 1000 kWh/MWh
+    share = assumptions["kind_model"]["energy_factors"]["share_of_error_balanced"]["value"]
+    assert avoided_kwh == pytest.approx(2.25 * 24 * 1000 * share)
+    assert avoided_kg == pytest.approx(avoided_kwh * assumptions["kind_model"]["net_g_per_kwh"]
+                                       / 1000)
+    assert predict is None and compute is None and compute_kg is None   # NULL, not 0
+    assert net is None and ratio is None and payback is None
+    assert train == pytest.approx(0.02 * 24 / 168)
+    assert method.startswith("INCOMPLETE") and "backtest" in method
+    assert be["breakeven_value"] is None and "not measured" in be["why_none"]
+    assert assumptions["unmeasured_runs"] == 1
+    assert assumptions["error_reduction_source"]["source"] == "backtest"
