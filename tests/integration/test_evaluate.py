@@ -71,8 +71,11 @@ def test_evaluate_live_forecasts_against_actuals(settings, conn, bike_data) -> N
                           ORDER BY horizon_h""", (sensor,)).fetchall()
     assert len(got) == 48 and all(r[1] == 1 for r in got)
     a, p = truth.to_numpy(), p50
-    for h, n, mae, rmse, nmae, skill, cov, pin, details in got:
+    for h, _n, mae, rmse, nmae, skill, cov, pin, details in got:
         i = int(h) - 1
+        naive_err = abs(a[i] - naive.iloc[i])
+        if naive_err > 0:
+            assert skill == pytest.approx(1 - abs(a[i] - p[i]) / naive_err)
         assert mae == pytest.approx(abs(a[i] - p[i]))
         assert rmse == pytest.approx(abs(a[i] - p[i]))
         if a[i] != 0:

@@ -224,9 +224,6 @@ def upsert_balance(conn: psycopg.Connection, balance: Balance) -> None:
 
 # --- gathering the compute runs of a balance -------------------------------------------------
 
-_RUN_COLS = "stage, energy_kwh, emissions_kg, grid_emissions_kg"
-
-
 def _runs(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[RunRow]:
     return [RunRow(*row) for row in conn.execute(sql, params).fetchall()]
 
@@ -259,7 +256,8 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
 
     # Training of this model, plus the kind's model selection (backtests) in the service life
     # before the period ended.
-    dev = _runs(conn, f"""SELECT {_RUN_COLS} FROM compute_runs
+    dev = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
+        FROM compute_runs
         WHERE (stage = 'train' AND model_id = %(model)s)
            OR (stage = ANY(%(dev)s) AND stage <> 'train' AND sensor_kind = %(kind)s
                AND started_at < %(end)s AND started_at >= %(end)s - %(life)s::interval)""", p)
@@ -276,17 +274,20 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
         train.note = "no training run recorded for this model: training energy unknown; " + \
             train.note
 
-    pred = _runs(conn, f"""SELECT {_RUN_COLS} FROM compute_runs
+    pred = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
+        FROM compute_runs
         WHERE stage = 'predict' AND started_at >= %(start)s AND started_at < %(end)s
           AND (model_id = %(model)s OR (model_id IS NULL AND sensor_kind = %(kind)s))""", p)
     predict = component("predict", pred,
                         note=f"{len(pred)} predict run(s) of the model started in the period")
 
     share, share_how = kind_share_of_rows(conn, kind, start, end)
-    own_rows = _runs(conn, f"""SELECT {_RUN_COLS} FROM compute_runs
+    own_rows = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
+        FROM compute_runs
         WHERE stage = 'ingest' AND started_at >= %(start)s AND started_at < %(end)s
           AND sensor_kind = %(kind)s""", p)
-    shared_rows = _runs(conn, f"""SELECT {_RUN_COLS} FROM compute_runs
+    shared_rows = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
+        FROM compute_runs
         WHERE stage = 'ingest' AND started_at >= %(start)s AND started_at < %(end)s
           AND sensor_kind IS NULL""", p)
     for r in shared_rows:

@@ -1,0 +1,104 @@
+"""``ecodemo evaluate`` and ``ecodemo report``: accuracy, benefit vs cost, the export."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+
+from ecodemo.cli.common import console, settings
+from ecodemo.errors import ConfigError, InputError
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    """ISO 8601 date or time; without an offset it is Europe/Paris local time."""
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"'{value}' is not an ISO 8601 date or time", field=name) from None
+    return ts.replace(tzinfo=PARIS) if ts.tzinfo is None else ts
+
+
+def _fmt(v: float | None, unit: str, digits: int = 4) -> str:
+    return "NULL (not measured)" if v is None else f"{v:.{digits}g} {unit}"
+
+
+def evaluate(
+    start: str | None = typer.Option(
+        None, "--start", help="Period start, ISO 8601 (Europe/Paris if no offset). Default: "
+        "live accuracy over all past forecasts; balance over the default accounting period."),
+    end: str | None = typer.Option(None, "--end", help="Period end (exclusive), ISO 8601."),
+    benefit_model: Path | None = typer.Option(
+        None, "--benefit-model", help="YAML deep-merged over the shipped benefit model "
+        "(default: ECODEMO_BENEFIT_MODEL_PATH, else the shipped defaults)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """Score past forecasts as issued against actuals, then compute the balance per kind."""
+    from ecodemo.energy.stages import evaluate as run_evaluate
+
+    cfg = settings()
+    out = run_evaluate(cfg, _when(start, "start"), _when(end, "end"), benefit_model)
+    if as_json:
+        console.print_json(json.dumps(out, default=str))
+        return
+    console.print(f"live evaluation rows: {out['live_evaluation_rows']}; grid intensity applied "
+                  f"to {out['grid_intensity_runs_updated']} run(s)")
+    console.print(f"balance period: {out['balance_period'][0]} -> {out['balance_period'][1]} "
+                  f"(benefit model: {out['benefit_model']})")
+    for b in out["balances"]:
+        be = b["breakeven"]
+        console.print(
+            f"  {b['kind']}/{b['model_id']}: compute {_fmt(b['compute_kgco2e'], 'kgCO2e')}, "
+            f"avoided {_fmt(b['avoided_kgco2e'], 'kgCO2e')}, net {_fmt(b['net_kgco2e'], 'kgCO2e')}"
+            f", payback {_fmt(b['payback_hours'], 'h', 3)}; break-even {be['parameter']} = "
+            f"{_fmt(be['breakeven_value'], '', 3)} (used {be['value_used']})")
+        console.print(f"    method: {b['method']}", style="dim")
+    for s in out["skipped"]:
+        console.print(f"  skipped {s}", style="yellow")
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+def report(
+    fmt: Format = typer.Option(Format.json, "--format", help="json, csv (one figure per row) "
+                               "or html (self-contained page)."),
+    out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout "
+                                    "(required for html)."),
+    benefit_model: Path | None = typer.Option(
+        None, "--benefit-model", help="YAML deep-merged over the shipped benefit model."),
+) -> None:
+    """Export what an evaluator files: every figure with its method, source and assumptions."""
+    cfg = settings()
+    if fmt is Format.html:
+        if out is None:
+            raise ConfigError("--format html needs --out PATH")
+        try:
+            from ecodemo.dashboards.report import write_html_report
+        except ImportError:
+            raise ConfigError("the HTML report needs ecodemo.dashboards.report, which this "
+                              "build does not have yet; use --format json or csv") from None
+        write_html_report(cfg, out)
+        console.print(f"wrote {out}")
+        return
+    from ecodemo.energy.report import build_report, to_csv, to_json
+
+    rep = build_report(cfg, benefit_model)
+    text = to_json(rep) if fmt is Format.json else to_csv(rep)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out} ({len(rep['figures'])} figures)")

@@ -1,0 +1,93 @@
+"""``ecodemo report``: json and csv carry every figure with its method, source and assumptions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner
+
+from ecodemo.cli import app
+from ecodemo.energy.report import CSV_COLUMNS, build_report, to_csv
+from ecodemo.energy.stages import evaluate
+from ecodemo.energy.tracker import track_run
+
+
+def _populate(settings, conn) -> None:
+    model_id = "wind-lgbm_small-v1"
+    conn.execute("INSERT INTO models (model_id, kind, name, version, status) "
+                 "VALUES (%s, 'wind', 'lgbm_small', 1, 'promoted')", (model_id,))
+    sensor = conn.execute("SELECT sensor_id FROM sensors WHERE kind = 'wind'").fetchone()[0]
+    p0, p1 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 6, 1, tzinfo=UTC)
+    for name, mid, mae in (("lgbm_small", model_id, 30.0), ("seasonal_naive", None, 80.0)):
+        for sid in (sensor, "__all__"):
+            conn.execute(
+                """INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id,
+                       horizon_h, period_start, period_end, n, mae, nmae,
+                       skill_vs_seasonal_naive)
+                   VALUES ('backtest', 'wind', %s, %s, %s, 24, %s, %s, 500, %s, %s, %s)""",
+                (name, mid, sid, p0, p1, mae, mae / 400, 1 - mae / 80.0))
+    with track_run(settings, "train", sensor_kind="wind", model_id=model_id):
+        sum(i * i for i in range(300_000))
+    with track_run(settings, "predict", sensor_kind="wind", model_id=model_id):
+        sum(i * i for i in range(100_000))
+    conn.execute("""INSERT INTO compute_runs (run_id, stage, sensor_kind, started_at,
+                        measurement_method) VALUES (%s, 'ingest', 'wind', %s,
+                        'not measured: CodeCarbon failed (test)')""",
+                 (str(uuid.uuid4()), datetime.now(UTC) - timedelta(minutes=5)))
+
+
+def test_report_json_and_csv_carry_methods_and_assumptions(settings, conn,
+                                                           snapshot_sites) -> None:
+    _populate(settings, conn)
+    evaluate(settings)
+    rep = build_report(settings)
+    text = json.dumps(rep)
+    assert "SPEC 2314" in rep["framework"]
+    need = [m for m in rep["need_for_ai"]["models"] if m["kind"] == "wind"]
+    assert {m["model_name"] for m in need} == {"lgbm_small", "seasonal_naive"}
+    bal = rep["balances"]["rows"]
+    assert len(bal) == 1 and bal[0]["kind"] == "wind"
+    # the unmeasured ingest run makes the balance incomplete, and it says so
+    assert bal[0]["compute_kwh"] is None and bal[0]["method"].startswith("INCOMPLETE")
+    assert bal[0]["assumptions"]["error_reduction_source"]["source"] == "backtest"
+    assert "ESTIMATED" in rep["measured_footprint"]["method"]
+    ingest = [r for r in rep["measured_footprint"]["by_stage_and_kind"]
+              if r["stage"] == "ingest"][0]
+    assert ingest["unmeasured_runs"] == 1 and ingest["energy_kwh"] is None
+    train = [r for r in rep["measured_footprint"]["by_stage_and_kind"]
+             if r["stage"] == "train"][0]
+    assert train["energy_kwh"] > 0 and train["methods"].startswith(("estimated", "measured"))
+    # every figure has a method and a source; benefit-model numbers say they are assumptions
+    assert rep["figures"] and all(f["method"] is not None and f["source"]
+                                  for f in rep["figures"])
+    reserve = [f for f in rep["figures"] if f["figure"] == "reserve_g_per_kwh"
+               and f["kind"] == "wind"][0]
+    assert reserve["method"] == "assumption" and "IPCC" in reserve["source"]
+    assert "share_of_error_balanced" in text
+
+    rows = list(csv.DictReader(io.StringIO(to_csv(rep))))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(rep["figures"])
+    net = [r for r in rows if r["figure"] == "net_kgco2e"][0]
+    assert net["value"] == "" and "INCOMPLETE" in net["method"]  # NULL, not 0
+    assert json.loads(net["assumptions"])["unmeasured_runs"] == 1
+    avoided = [r for r in rows if r["figure"] == "avoided_kgco2e"][0]
+    assert float(avoided["value"]) > 0
+
+
+def test_cli_report_csv_and_html(settings, conn, snapshot_sites, tmp_path, db_url) -> None:
+    _populate(settings, conn)
+    env = {"ECODEMO_DATABASE_URL": db_url, "ECODEMO_STATE_DIR": str(settings.state_dir)}
+    runner = CliRunner()
+    res = runner.invoke(app, ["evaluate"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "wind/wind-lgbm_small-v1" in res.output and "NULL (not measured)" in res.output
+    out = tmp_path / "report.csv"
+    res = runner.invoke(app, ["report", "--format", "csv", "--out", str(out)], env=env)
+    assert res.exit_code == 0, res.output
+    assert out.read_text(encoding="utf-8").startswith(",".join(CSV_COLUMNS))
+    res = runner.invoke(app, ["report", "--format", "html"], env=env)
+    assert res.exit_code != 0  # --out is required; one-line ConfigError
