@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -183,6 +184,47 @@ VALUES (%(run_id)s, %(stage)s, %(model_id)s, %(sensor_kind)s, %(started_at)s, %(
 """
 
 
+class _Recorder:
+    """One database connection per process for run rows (a new connection per run costs tens
+    of milliseconds, more than the measurement itself). Re-opened after a fork or an error."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.key: tuple[int, str] | None = None
+        self.lock = threading.Lock()
+
+    def _close(self) -> None:
+        try:
+            if self.conn is not None and self.key is not None and self.key[0] == os.getpid():
+                self.conn.close()
+        except Exception:  # noqa: BLE001 - a broken connection is dropped either way
+            pass
+        self.conn, self.key = None, None
+
+    def insert(self, url: str, params: dict[str, Any]) -> None:
+        import psycopg
+
+        with self.lock:
+            key = (os.getpid(), url)
+            for attempt in (1, 2):
+                if self.conn is None or self.key != key or self.conn.closed:
+                    if self.key is not None and self.key[0] != os.getpid():
+                        self.conn = None  # inherited from the parent: never touch it
+                    self._close()
+                    self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+                    self.key = key
+                try:
+                    self.conn.execute(_INSERT, params)
+                    return
+                except psycopg.OperationalError:
+                    self._close()  # stale connection (server restarted): reconnect once
+                    if attempt == 2:
+                        raise
+
+
+_RECORDER = _Recorder()
+
+
 def record_run(settings: Settings, rec: RunRecord) -> bool:
     """Write the run row; a failure to write is logged, never raised. Returns success."""
     from ecodemo.store.connection import open_database
@@ -190,8 +232,7 @@ def record_run(settings: Settings, rec: RunRecord) -> bool:
     params = asdict(rec)
     params["details"] = json.dumps(rec.details, default=str)
     try:
-        with open_database(settings).connect(autocommit=True) as conn:
-            conn.execute(_INSERT, params)
+        _RECORDER.insert(open_database(settings).url, params)
         return True
     except Exception as exc:  # noqa: BLE001 - recording must not break the stage
         log.warning("compute run %s not recorded: %s", rec.run_id, exc)
