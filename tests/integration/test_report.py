@@ -91,3 +91,7 @@ def test_cli_report_csv_and_html(settings, conn, snapshot_sites, tmp_path, db_ur
     assert out.read_text(encoding="utf-8").startswith(",".join(CSV_COLUMNS))
     res = runner.invoke(app, ["report", "--format", "html"], env=env)
     assert res.exit_code != 0  # --out is required; one-line ConfigError
+    page = tmp_path / "report.html"
+    res = runner.invoke(app, ["report", "--format", "html", "--out", str(page)], env=env)
+    assert res.exit_code == 0, res.output
+    assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
