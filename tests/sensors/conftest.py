@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import yaml
 
 from ecodemo.sensors.catalogue import Catalogue, parse_catalogue, register_catalogue
 from tests.conftest import REPO
-from tests.sensors.http_server import ServerState, load_dataset, serve
+from tests.sensors.http_server import PAYLOADS, ServerState, load_dataset, serve
 
 CATALOGUE = REPO / "sensors" / "catalogue.yaml"
 DATASETS = ("comptage-velo-donnees-compteurs", "comptages-routiers-permanents",
@@ -40,7 +41,10 @@ def catalogue_for(base_url: str, folder: Path, **source_overrides: dict[str, Any
 
 @pytest.fixture()
 def server_state() -> ServerState:
-    return ServerState(datasets={d: load_dataset(d) for d in DATASETS})
+    return ServerState(datasets={d: load_dataset(d) for d in DATASETS},
+                       open_meteo={k: json.loads((PAYLOADS / "open-meteo" / f"{k}.json")
+                                                 .read_text(encoding="utf-8"))
+                                   for k in ("archive", "forecast")})
 
 
 @pytest.fixture()

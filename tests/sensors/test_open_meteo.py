@@ -1,0 +1,85 @@
+"""Open-Meteo connector against a local server answering like /v1/archive and /v1/forecast."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from ecodemo.errors import SourceError
+from ecodemo.sensors import open_meteo
+from ecodemo.sensors.catalogue import register_catalogue
+from tests.sensors.conftest import catalogue_for
+
+START, END = datetime(2024, 9, 1, tzinfo=UTC), datetime(2024, 9, 3, tzinfo=UTC)
+STATION = "open-meteo:rte-hauts-de-france-solar"
+
+
+def test_archive_rows_land_long_and_rerun_changes_nothing(conn, server, server_state,
+                                                          tmp_path) -> None:
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"mode": "archive"}})
+    register_catalogue(conn, cat)
+    res = open_meteo.ingest(conn, cat, "open-meteo", start=START, end=END)
+    # 72 hours x 6 variables, minus the one null temperature of the last hour
+    assert res["stations"][STATION]["archive_rows"] == 431
+    assert res["written"] == 2 * 431
+    q = server_state.requests[0][1]
+    assert q["start_date"] == "2024-09-01" and q["end_date"] == "2024-09-03"
+    assert q["latitude"] == "49.9700" and q["wind_speed_unit"] == "ms"
+    assert set(q["hourly"].split(",")) == set(open_meteo.VARIABLES)
+    rows = dict(conn.execute(
+        "SELECT variable, count(*) FROM weather WHERE station_id = %s GROUP BY variable",
+        (STATION,)).fetchall())
+    assert rows == {"temp_c": 71, "cloud_cover_pct": 72, "shortwave_radiation_wm2": 72,
+                    "wind_speed_ms": 72, "wind_speed_100m_ms": 72, "precip_1h_mm": 72}
+    first = conn.execute("SELECT min(ts) FROM weather WHERE station_id = %s",
+                         (STATION,)).fetchone()
+    assert first is not None and first[0] == START  # times read as GMT
+    again = open_meteo.ingest(conn, cat, "open-meteo", start=START, end=END)
+    assert again["written"] == 0
+
+
+def test_auto_mode_archive_then_forecast_never_overwrites_archive(conn, server,
+                                                                  tmp_path) -> None:
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"sites": ["paris-road-376-flow"]}})
+    register_catalogue(conn, cat)
+    res = open_meteo.ingest(conn, cat, "open-meteo", today=date(2024, 9, 8))
+    st = res["stations"]["open-meteo:paris-road-376-flow"]
+    assert st["archive_rows"] == 431
+    assert st["forecast_rows"] == 3 * 24 * 6  # forecast hours after the last archive hour
+    sources = dict(conn.execute("SELECT source, count(*) FROM weather GROUP BY source")
+                   .fetchall())
+    assert sources == {"open-meteo:archive": 431, "open-meteo:forecast": 432}
+    again = open_meteo.ingest(conn, cat, "open-meteo", today=date(2024, 9, 8))
+    assert again["written"] == 0
+
+
+def test_wind_in_kmh_is_converted(conn, server, server_state, tmp_path) -> None:
+    doc = server_state.open_meteo["archive"]
+    doc["hourly_units"]["wind_speed_10m"] = "km/h"
+    doc["hourly"]["wind_speed_10m"] = [36.0] * len(doc["hourly"]["time"])
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"mode": "archive",
+                                                           "sites": ["paris-road-376-flow"]}})
+    register_catalogue(conn, cat)
+    open_meteo.ingest(conn, cat, "open-meteo", start=START, end=END)
+    row = conn.execute("SELECT min(value), max(value) FROM weather "
+                       "WHERE variable = 'wind_speed_ms'").fetchone()
+    assert row == (10.0, 10.0)
+
+
+def test_missing_variable_names_source_and_field(conn, server, server_state, tmp_path) -> None:
+    del server_state.open_meteo["archive"]["hourly"]["cloud_cover"]
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"mode": "archive"}})
+    with pytest.raises(SourceError) as err:
+        open_meteo.ingest(conn, cat, "open-meteo", start=START, end=END)
+    assert str(err.value).startswith("open-meteo: field 'hourly.cloud_cover' missing")
+
+
+def test_api_error_400_is_one_line(conn, server, server_state, tmp_path) -> None:
+    from tests.sensors.http_server import Fault
+
+    server_state.faults = [Fault(400, b'{"error":true,"reason":"Cannot initialize '
+                                      b'WeatherVariable from invalid String value foo"}')]
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"mode": "archive"}})
+    with pytest.raises(SourceError, match=r"^open-meteo: HTTP 400 .*invalid String"):
+        open_meteo.ingest(conn, cat, "open-meteo", start=START, end=END)
