@@ -1,0 +1,92 @@
+"""File drop: long format, column mapping, wide layout, Parquet, processed once by hash."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from ecodemo.errors import InputError
+from ecodemo.sensors import files
+from ecodemo.sensors.catalogue import load_catalogue, register_catalogue
+from tests.conftest import SNAPSHOT
+from tests.sensors.conftest import CATALOGUE
+
+
+def _catalogue(tmp_path: Path, **drop_params):
+    raw = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    raw["sources"]["drop"]["params"] = {"path": "drop/*", **drop_params}
+    (tmp_path / "drop").mkdir(exist_ok=True)
+    (tmp_path / "catalogue.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return load_catalogue(tmp_path / "catalogue.yaml")
+
+
+def test_long_format_file_processed_once_by_content(conn, tmp_path) -> None:
+    cat = _catalogue(tmp_path)
+    register_catalogue(conn, cat)
+    shutil.copy(SNAPSHOT / "transport_road.csv.gz", tmp_path / "drop" / "road.csv.gz")
+    first = files.ingest(conn, cat, "drop")
+    assert first["inserted"] == 13_654 and first["quarantined"] == 0
+    # same bytes under another name: skipped, nothing re-read
+    shutil.copy(SNAPSHOT / "transport_road.csv.gz", tmp_path / "drop" / "road-copy.csv.gz")
+    second = files.ingest(conn, cat, "drop")
+    assert second["skipped"] == 2 and second["read"] == 0
+    n = conn.execute("SELECT count(*) FROM ingested_files").fetchone()
+    assert n is not None and n[0] == 1
+
+
+def test_mapped_csv_with_constants_and_local_time(conn, tmp_path) -> None:
+    cat = _catalogue(tmp_path, delimiter=";", columns={"timestamp": "Date et heure",
+                                                       "value": "Comptage horaire"},
+                     constants={"sensor_id": "paris-bike-100007049-101007049",
+                                "unit": "bicycles/h"},
+                     timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris")
+    register_catalogue(conn, cat)
+    (tmp_path / "drop" / "export.csv").write_text(
+        "Date et heure;Comptage horaire;Nom\n"
+        "02/09/2024 08:00;120;Diderot\n"
+        "02/09/2024 09:00;97;Diderot\n"
+        "31/02/2024 09:00;5;Diderot\n"       # impossible date -> quarantined
+        "02/09/2024 10:00;-4;Diderot\n",     # negative count -> quarantined
+        encoding="utf-8")
+    res = files.ingest(conn, cat, "drop")
+    assert (res["inserted"], res["quarantined"]) == (2, 2)
+    rows = conn.execute("SELECT ts, value FROM readings ORDER BY ts").fetchall()
+    assert [(r[0].isoformat(), r[1]) for r in rows] == [
+        ("2024-09-02T06:00:00+00:00", 120.0), ("2024-09-02T07:00:00+00:00", 97.0)]
+
+
+def test_wide_parquet(conn, tmp_path) -> None:
+    cat = _catalogue(tmp_path, wide_sensors={"solar_mw": "rte-hauts-de-france-solar",
+                                             "wind_mw": "rte-hauts-de-france-wind"},
+                     constants={"unit": "MW"})
+    register_catalogue(conn, cat)
+    frame = pd.DataFrame({
+        "timestamp": pd.date_range("2024-06-01", periods=4, freq="30min", tz="UTC"),
+        "solar_mw": [0.0, 12.5, 40.0, 80.25], "wind_mw": [300.0, 310.0, 290.0, 305.5]})
+    frame.to_parquet(tmp_path / "drop" / "hdf.parquet")
+    res = files.ingest(conn, cat, "drop")
+    assert res["inserted"] == 8
+    total = conn.execute("SELECT sum(value) FROM readings").fetchone()
+    assert total is not None and total[0] == pytest.approx(frame[["solar_mw", "wind_mw"]]
+                                                           .to_numpy().sum())
+
+
+def test_bad_file_reported_others_still_ingested(conn, tmp_path) -> None:
+    cat = _catalogue(tmp_path)
+    register_catalogue(conn, cat)
+    (tmp_path / "drop" / "a-garbage.parquet").write_bytes(b"not parquet at all")
+    (tmp_path / "drop" / "b-good.csv").write_text(
+        "timestamp,site_id,value,unit\n2024-09-02T08:00:00+00:00,paris-road-376-flow,500,"
+        "vehicles/h\n")
+    with gzip.open(tmp_path / "drop" / "c-missing-column.csv.gz", "wt") as fh:
+        fh.write("when,site_id,value\n2024-09-02T08:00:00+00:00,x,1\n")
+    with pytest.raises(InputError) as err:
+        files.ingest(conn, cat, "drop")
+    assert "a-garbage.parquet" in str(err.value) and "(+1 more failed file(s))" in str(err.value)
+    n = conn.execute("SELECT count(*) FROM readings").fetchone()
+    assert n is not None and n[0] == 1
