@@ -1,0 +1,134 @@
+"""MQTT subscriber against a real Mosquitto broker, including a database outage mid-stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from ecodemo.sensors.mqtt import MqttSubscriber
+from ecodemo.sensors.params import MqttParams
+from ecodemo.store.connection import Database
+from tests.sensors.mosquitto import broker
+
+SENSORS = ["paris-bike-100007049-101007049", "paris-bike-100007049-102007049"]
+T0 = datetime(2024, 9, 2, tzinfo=UTC)
+
+
+def _publisher(port: int) -> mqtt.Client:
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-gateway")
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    return pub
+
+
+def _message(i: int) -> bytes:
+    sensor = SENSORS[i % 2]
+    ts = (T0 + timedelta(hours=i // 2)).isoformat()
+    return json.dumps({"sensor_id": sensor, "timestamp": ts, "value": i % 97,
+                       "unit": "bicycles/h"}).encode()
+
+
+def _wait(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+@pytest.fixture()
+def port(tmp_path):
+    with broker(tmp_path) as p:
+        yield p
+
+
+def _subscriber(port: int, db_url: str, **kw) -> MqttSubscriber:
+    params = MqttParams(port=port, topic="gw/+/uplink", client_id=f"ecodemo-test-{port}",
+                        batch_rows=50, batch_seconds=0.2, **kw)
+    db = Database(db_url, "test database", embedded=False)
+    return MqttSubscriber(params, lambda: db.connect(autocommit=True), source="iot-gateway")
+
+
+def test_stream_with_database_outage_loses_nothing(conn, snapshot_sites, db_url, pg_admin_url,
+                                                   port) -> None:
+    sub = _subscriber(port, db_url)
+    sub.start()
+    result: dict = {}
+    n = 600
+    runner = threading.Thread(target=lambda: result.update(sub.run(max_messages=n + 1,
+                                                                   duration_s=90)))
+    runner.start()
+    pub = _publisher(port)
+    dbname = conninfo_to_dict(db_url)["dbname"]
+
+    def outage() -> None:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s AND pid <> pg_backend_pid() "
+                          "AND application_name <> 'ecodemo-test'", (dbname,))
+            time.sleep(3.0)  # the database stays unreachable while messages keep coming
+            admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+
+    garbage_sent = False
+    outage_thread = None
+    for i in range(n):
+        pub.publish(f"gw/{i % 3}/uplink", _message(i), qos=1).wait_for_publish(5)
+        if i == 200:
+            assert _wait(lambda: sub.stats.rows_written > 0, 20)
+            outage_thread = threading.Thread(target=outage)
+            outage_thread.start()
+            pub.publish("gw/0/uplink", b"\x00garbage{", qos=1).wait_for_publish(5)
+            garbage_sent = True
+        if i % 50 == 0:
+            time.sleep(0.1)
+    assert outage_thread is not None and garbage_sent
+    outage_thread.join()
+    assert _wait(lambda: sub.stats.acked >= n + 1, 60), sub.stats
+    sub.stop()
+    runner.join(30)
+    pub.loop_stop()
+    pub.disconnect()
+
+    with psycopg.connect(db_url, autocommit=True, application_name="ecodemo-test") as c:
+        rows = c.execute("SELECT sensor_id, ts, value FROM readings ORDER BY ts, sensor_id"
+                         ).fetchall()
+        q = c.execute("SELECT reason FROM quarantine WHERE source = 'mqtt:iot-gateway'"
+                      ).fetchall()
+    assert len(rows) == n
+    expected = sorted(((SENSORS[i % 2], T0 + timedelta(hours=i // 2), float(i % 97))
+                       for i in range(n)), key=lambda r: (r[1], r[0]))
+    assert [(r[0], r[1], r[2]) for r in rows] == expected
+    assert [r[0] for r in q] == ["payload is not JSON (UnicodeDecodeError)"] or \
+        [r[0] for r in q] == ["payload is not JSON (JSONDecodeError)"]
+    assert result["db_failures"] >= 1, result
+    assert result["left_unacknowledged"] == 0 and result["quarantined"] == 1
+
+
+def test_unacknowledged_messages_are_redelivered_after_a_crash(conn, snapshot_sites, db_url,
+                                                               port) -> None:
+    """Database down for the whole first run: nothing is acked, the broker keeps the messages
+    for the persistent session, and the next run writes them."""
+    bad = _subscriber(port, "postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=1")
+    bad.start()
+    pub = _publisher(port)
+    for i in range(40):
+        pub.publish("gw/1/uplink", _message(i), qos=1).wait_for_publish(5)
+    first = bad.run(duration_s=2.0, drain_timeout_s=1.0)
+    assert first["received"] == 40 and first["acked"] == 0 and first["db_failures"] >= 1
+    good = _subscriber(port, db_url)  # same client id: same session
+    good.start()
+    second = good.run(max_messages=40, duration_s=30)
+    pub.loop_stop()
+    pub.disconnect()
+    assert second["acked"] == 40 and second["inserted"] == 40
+    n = conn.execute("SELECT count(*) FROM readings").fetchone()
+    assert n is not None and n[0] == 40
