@@ -16,6 +16,7 @@ from ecodemo.cli import db as db_cmd
 from ecodemo.cli import demo as demo_cmd
 from ecodemo.cli import energy as energy_cmd
 from ecodemo.cli import ingest as ingest_cmd
+from ecodemo.cli import sensors as sensors_cmd
 from ecodemo.cli.common import state
 from ecodemo.errors import EcodemoError
 
@@ -49,6 +50,7 @@ def _root(
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(ingest_cmd.app, name="ingest")
 app.add_typer(dashboards_cmd.app, name="dashboards")
+app.add_typer(sensors_cmd.app, name="sensors")
 app.command("demo")(demo_cmd.demo)
 app.command("evaluate")(energy_cmd.evaluate)
 app.command("report")(energy_cmd.report)

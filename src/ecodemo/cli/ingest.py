@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -41,3 +42,120 @@ def csv_cmd(
     console.print(f"{path}: {counts.summary()} in {counts.seconds:.1f} s ({db.label})")
     for reason, n in sorted(counts.reasons.items(), key=lambda kv: -kv[1]):
         console.print(f"  quarantined {n:,}: {reason}")
+
+
+# --------------------------------------------------------------------------- connectors
+
+CATALOGUE_OPT = typer.Option(None, "--catalogue",
+                             help="Catalogue file (default: sensors/catalogue.yaml).")
+START_OPT = typer.Option(None, "--start", help="Fetch from this time (ISO 8601; UTC if no "
+                         "offset). Default: after the last stored reading (incremental).")
+END_OPT = typer.Option(None, "--end", help="Fetch up to this time (exclusive; ISO 8601).")
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"'{text}' is not an ISO 8601 date/time", field=option) from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _run_source(command: str, source: str, start: str | None, end: str | None,
+                catalogue: Path | None) -> None:
+    from ecodemo.sensors import stages
+
+    res = stages.ingest_source(settings(), source, _when(start, "--start"),
+                               _when(end, "--end"), catalogue_path=catalogue,
+                               connector=stages.COMMAND_CONNECTOR[command])
+    console.print(f"{source}: {stages.summary_line(res)}")
+    for sid, c in sorted(res.get("sensors", {}).items()):
+        console.print(f"  {sid}: {c['inserted']:,} inserted, {c['updated']:,} updated, "
+                      f"{c['quarantined']:,} quarantined", markup=False)
+    for f in res.get("files", []):
+        console.print(f"  {f['file']}: {f['status']}", markup=False)
+    if not res.get("enabled_in_catalogue", True):
+        console.print(f"  (source '{source}' is disabled in the catalogue: ran because asked)")
+
+
+@app.command("opendatasoft")
+def opendatasoft_cmd(
+    source: str = typer.Argument(..., help="Catalogue source using the opendatasoft connector "
+                                 "(e.g. paris-bike, paris-road, odre-eco2mix-regional, "
+                                 "odre-eco2mix-national-co2)."),
+    start: str | None = START_OPT, end: str | None = END_OPT,
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Fetch an Opendatasoft Explore API v2.1 dataset for the source's enabled sensors."""
+    _run_source("opendatasoft", source, start, end, catalogue)
+
+
+@app.command("open-meteo")
+def open_meteo_cmd(
+    source: str = typer.Argument("open-meteo", help="Catalogue source using open_meteo."),
+    start: str | None = START_OPT, end: str | None = END_OPT,
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Fetch hourly Open-Meteo weather (archive, then forecast) at the sites' coordinates."""
+    _run_source("open-meteo", source, start, end, catalogue)
+
+
+@app.command("files")
+def files_cmd(
+    source: str = typer.Argument("drop", help="Catalogue source using the files connector "
+                                 "(drop folder; bundled-snapshot)."),
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Ingest new CSV/Parquet files of a drop folder (each file once, by content hash)."""
+    _run_source("files", source, None, None, catalogue)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    source: str = typer.Argument("simulator", help="Catalogue source using the simulator."),
+    start: str | None = START_OPT, end: str | None = END_OPT,
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Generate seeded synthetic readings for the simulator source's sensors."""
+    _run_source("simulate", source, start, end, catalogue)
+
+
+@app.command("mqtt")
+def mqtt_cmd(
+    source: str = typer.Argument("iot-gateway", help="Catalogue source using mqtt."),
+    duration: float | None = typer.Option(None, "--duration", min=0.1,
+                                          help="Stop after this many seconds (default: Ctrl-C)."),
+    max_messages: int | None = typer.Option(None, "--max-messages", min=1,
+                                            help="Stop after this many messages are stored."),
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Subscribe to the source's MQTT topic and store JSON uplinks (QoS 1, micro-batches)."""
+    from ecodemo.sensors import stages
+
+    res = stages.run_mqtt(settings(), source, duration_s=duration, max_messages=max_messages,
+                          catalogue_path=catalogue)
+    console.print(f"{source}: {res['received']:,} message(s) received, {res['inserted']:,} "
+                  f"inserted, {res['quarantined']:,} quarantined, {res['db_failures']} "
+                  f"database failure(s), {res['left_unacknowledged']} left for redelivery")
+
+
+@app.command("all")
+def all_cmd(
+    start: str | None = START_OPT, end: str | None = END_OPT,
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Every enabled source of the catalogue; a failing source prints one line and the
+    others carry on (exit code 5 if any failed)."""
+    from ecodemo.errors import SourceError
+    from ecodemo.sensors import stages
+
+    res = stages.ingest_all(settings(), _when(start, "--start"), _when(end, "--end"),
+                            catalogue_path=catalogue,
+                            echo=lambda line: console.print(line, markup=False))
+    for name, why in res["skipped"].items():
+        console.print(f"{name}: skipped ({why})", markup=False)
+    if res["failed"]:
+        raise SourceError(f"{len(res['failed'])} of {len(res['failed']) + len(res['ok'])} "
+                          f"source(s) failed: {', '.join(res['failed'])}")

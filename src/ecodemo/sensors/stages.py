@@ -1,0 +1,181 @@
+"""Stage functions for the sensors: what Airflow tasks and the CLI call.
+
+Each takes an explicit :class:`Settings`, opens the store (applying migrations), registers the
+catalogue (idempotent) and returns a plain JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ContextManager
+
+import psycopg
+
+from ecodemo.config import Settings
+from ecodemo.errors import ConfigError, EcodemoError
+from ecodemo.sensors.catalogue import Catalogue, load_catalogue, register_catalogue
+from ecodemo.store import migrate
+from ecodemo.store.connection import open_database
+
+log = logging.getLogger(__name__)
+Echo = Callable[[str], Any]
+#: CLI command name -> connector
+COMMAND_CONNECTOR = {"opendatasoft": "opendatasoft", "open-meteo": "open_meteo",
+                     "files": "files", "mqtt": "mqtt", "simulate": "simulator"}
+
+
+def _tracked(settings: Settings, stage: str, kind: str | None = None) -> ContextManager[Any]:
+    """Energy tracking of the run when ecodemo.energy is installed; never breaks the stage."""
+    try:
+        tracker = importlib.import_module("ecodemo.energy.tracker")
+    except ImportError:
+        return nullcontext(None)
+    return tracker.track_run(settings, stage=stage, sensor_kind=kind, model_id=None)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[psycopg.Connection]:
+    db = open_database(settings)
+    migrate.upgrade(db.url)
+    conn = db.connect(autocommit=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def catalogue(path: Path | None = None) -> Catalogue:
+    return load_catalogue(path)
+
+
+def register(settings: Settings, catalogue_path: Path | None = None) -> dict[str, Any]:
+    """Validate the catalogue and write its sites and sensors."""
+    cat = load_catalogue(catalogue_path)
+    with _store(settings) as conn:
+        return {"catalogue": str(cat.path), **register_catalogue(conn, cat)}
+
+
+def _run_connector(settings: Settings, conn: psycopg.Connection, cat: Catalogue, name: str,
+                   start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    spec = cat.source(name)
+    if spec.connector == "opendatasoft":
+        from ecodemo.sensors import opendatasoft
+        return opendatasoft.ingest(conn, cat, name, start=start, end=end)
+    if spec.connector == "open_meteo":
+        from ecodemo.sensors import open_meteo
+        return open_meteo.ingest(conn, cat, name, start=start, end=end)
+    if spec.connector == "files":
+        from ecodemo.sensors import files
+        return files.ingest(conn, cat, name, batch_rows=settings.ingest_batch_rows)
+    if spec.connector == "simulator":
+        from ecodemo.sensors import simulator
+        return simulator.ingest(conn, cat, name, start=start, end=end)
+    raise ConfigError(f"{name}: {spec.connector} sources run as a subscriber "
+                      "(`ecodemo ingest mqtt`), not as a one-shot ingestion")
+
+
+def ingest_source(settings: Settings, name: str, start: datetime | None = None,
+                  end: datetime | None = None, *, catalogue_path: Path | None = None,
+                  connector: str | None = None) -> dict[str, Any]:
+    """Ingest one catalogue source (incremental unless ``start`` is given).
+
+    ``connector`` (optional) asserts the source's connector, so ``ecodemo ingest opendatasoft
+    open-meteo`` is a clear error rather than a surprise.
+    """
+    cat = load_catalogue(catalogue_path)
+    spec = cat.source(name)
+    if connector is not None and spec.connector != connector:
+        raise ConfigError(f"source '{name}' uses the {spec.connector} connector, not {connector}")
+    with _store(settings) as conn:
+        register_catalogue(conn, cat)
+        with _tracked(settings, "ingest"):
+            result = _run_connector(settings, conn, cat, name, start, end)
+    result.setdefault("source", name)
+    result["enabled_in_catalogue"] = spec.enabled
+    return result
+
+
+def ingest_all(settings: Settings, start: datetime | None = None, end: datetime | None = None,
+               *, catalogue_path: Path | None = None, echo: Echo = log.info) -> dict[str, Any]:
+    """Every enabled source that has enabled sensors (MQTT subscribers excepted): one
+    failing source is reported in one line and the others carry on."""
+    cat = load_catalogue(catalogue_path)
+    out: dict[str, Any] = {"ok": {}, "failed": {}, "skipped": {}}
+    with _store(settings) as conn:
+        register_catalogue(conn, cat)
+        for name in cat.enabled_sources():
+            if cat.sources[name].connector == "mqtt":
+                out["skipped"][name] = "MQTT runs as a subscriber: `ecodemo ingest mqtt`"
+                continue
+            try:
+                with _tracked(settings, "ingest"):
+                    out["ok"][name] = _run_connector(settings, conn, cat, name, start, end)
+                echo(f"{name}: {summary_line(out['ok'][name])}")
+            except EcodemoError as exc:
+                out["failed"][name] = str(exc)
+                echo(f"{name}: FAILED: {exc}")
+            except psycopg.Error as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                out["failed"][name] = f"database: {first}"
+                echo(f"{name}: FAILED: database: {first}")
+                if conn.closed or conn.broken:
+                    raise
+    return out
+
+
+def summary_line(res: dict[str, Any]) -> str:
+    """One line for a connector result."""
+    if "written" in res and "read" not in res:
+        return f"{res['written']:,} row(s) written"
+    if res.get("target") == "grid_intensity":
+        return (f"{res['read']:,} read, {res['written']:,} written to grid_intensity, "
+                f"{res['quarantined']:,} quarantined")
+    parts = [f"{res.get('read', 0):,} read", f"{res.get('inserted', 0):,} inserted",
+             f"{res.get('updated', 0):,} updated", f"{res.get('unchanged', 0):,} unchanged",
+             f"{res.get('quarantined', 0):,} quarantined"]
+    if "skipped" in res:
+        parts.append(f"{res['skipped']} file(s) already processed")
+    return ", ".join(parts)
+
+
+def run_mqtt(settings: Settings, name: str = "iot-gateway", *, duration_s: float | None = None,
+             max_messages: int | None = None, catalogue_path: Path | None = None
+             ) -> dict[str, Any]:
+    """Run the MQTT subscriber of source ``name`` until the duration/message limit."""
+    from ecodemo.sensors.mqtt import MqttSubscriber
+    from ecodemo.sensors.params import MqttParams
+
+    cat = load_catalogue(catalogue_path)
+    spec = cat.source(name)
+    p = cat.source_params.get(name)
+    if spec.connector != "mqtt" or not isinstance(p, MqttParams):
+        raise ConfigError(f"source '{name}' uses the {spec.connector} connector, not mqtt")
+    db = open_database(settings)
+    migrate.upgrade(db.url)
+    with db.connect(autocommit=True) as conn:
+        register_catalogue(conn, cat)
+    sub = MqttSubscriber(p, lambda: db.connect(autocommit=True), source=name)
+    sub.start()
+    with _tracked(settings, "ingest"):
+        result = sub.run(duration_s=duration_s, max_messages=max_messages)
+    return {"source": name, "connector": "mqtt", **result}
+
+
+def check_sensors(settings: Settings, *, catalogue_path: Path | None = None,
+                  window_days: int = 400) -> dict[str, Any]:
+    """Validate the catalogue, then per sensor: last reading, gaps, quality flags (written to
+    ``sensor_quality`` and ``reading_flags``)."""
+    from ecodemo.sensors.quality import check_sensor_in_store
+
+    cat = load_catalogue(catalogue_path)
+    with _store(settings) as conn:
+        register_catalogue(conn, cat)
+        ids = [r[0] for r in conn.execute("SELECT sensor_id FROM sensors ORDER BY sensor_id")]
+        sensors = [check_sensor_in_store(conn, sid, window_days=window_days) for sid in ids]
+    return {"catalogue": str(cat.path), "valid": True, "sites": len(cat.sites),
+            "sensors": sensors}
