@@ -74,12 +74,12 @@ class ParsedMessage:
     rejected: list[Rejected]
 
 
-def parse_payload(payload: bytes, p: MqttParams, *, topic: str) -> ParsedMessage:
+def parse_payload(payload: bytes | bytearray, p: MqttParams, *, topic: str) -> ParsedMessage:
     """One MQTT payload -> rows and rejects. Pure; never raises on bad input."""
     try:
-        doc = json.loads(payload.decode("utf-8"))
+        doc = json.loads(bytes(payload).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raw = payload[:500].decode("utf-8", "replace")
+        raw = bytes(payload[:500]).decode("utf-8", "replace")
         return ParsedMessage([], [Rejected(None, None, raw,
                                            f"payload is not JSON ({type(exc).__name__})")])
     items = doc if isinstance(doc, list) else [doc]

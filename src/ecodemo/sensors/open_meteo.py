@@ -92,7 +92,8 @@ def parse_hourly(payload: Any, *, station: str, variables: tuple[str, ...],
         ts_utc = (ts - pd.Timedelta(seconds=offset)).dt.tz_localize("UTC")
     except (TypeError, ValueError, AttributeError) as exc:
         raise SourceError(f"{source}: field 'hourly.time' is not a time series ({exc})") from None
-    units = payload.get("hourly_units") if isinstance(payload.get("hourly_units"), dict) else {}
+    units_raw = payload.get("hourly_units")
+    units: dict[str, Any] = units_raw if isinstance(units_raw, dict) else {}
     frames = []
     for var in variables:
         if var not in VARIABLES:

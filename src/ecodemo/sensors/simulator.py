@@ -147,7 +147,8 @@ def _calendar(start: datetime | str, end: datetime | str, freq: str) -> _Calenda
     t_hours = np.asarray(secs, dtype=np.float64) / 3600.0
     local = times.tz_convert("Europe/Paris")
     fr = holidays.France(years=range(local.year.min(), local.year.max() + 1))
-    is_holiday = np.isin(local.normalize().tz_localize(None).date, list(fr.keys()))
+    days = pd.DatetimeIndex(local.tz_localize(None).normalize())
+    is_holiday = np.asarray(days.isin(pd.DatetimeIndex(sorted(fr.keys()))))
     weekday = np.asarray(local.weekday)
     return _Calendar(
         times=times, t_hours=t_hours, t_index=np.asarray(secs, dtype=np.int64),

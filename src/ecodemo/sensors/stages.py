@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import psycopg
 
@@ -29,7 +29,8 @@ COMMAND_CONNECTOR = {"opendatasoft": "opendatasoft", "open-meteo": "open_meteo",
                      "files": "files", "mqtt": "mqtt", "simulate": "simulator"}
 
 
-def _tracked(settings: Settings, stage: str, kind: str | None = None) -> ContextManager[Any]:
+def _tracked(settings: Settings, stage: str,
+             kind: str | None = None) -> AbstractContextManager[Any]:
     """Energy tracking of the run when ecodemo.energy is installed; never breaks the stage."""
     try:
         tracker = importlib.import_module("ecodemo.energy.tracker")
