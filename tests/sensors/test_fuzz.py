@@ -74,7 +74,7 @@ def test_open_meteo_parser_raises_only_typed_errors(payload) -> None:
            "unit": json_values}), max_size=4).map(lambda v: json.dumps(v).encode()))
 def test_mqtt_payload_parser_never_raises(payload) -> None:
     parsed = mqtt.parse_payload(payload, MqttParams(), topic="t")
-    for ts, sid, value, unit in parsed.rows:
+    for ts, sid, value, _unit in parsed.rows:
         assert all(isinstance(x, str) for x in (ts, sid, value))
     assert all(r.reason for r in parsed.rejected)
     mqtt.rows_to_table(parsed.rows, {})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ecodemo.sensors import quality, simulator
-from ecodemo.store.ingest import ingest_csv
+from ecodemo.store.ingest import CHECK_FLAGS_MASK, ingest_csv, ingest_table
 from tests.conftest import SNAPSHOT
 
 
@@ -67,10 +68,26 @@ def test_check_in_store_fills_sensor_quality(conn, snapshot_sites) -> None:
                        ).fetchone()
     assert row is not None and row[0] == 6828 and row[1] == res["n_gaps"] and row[2] == 1
     assert row[3] == "check"
-    n_flags = conn.execute("SELECT count(*) FROM reading_flags").fetchone()
-    assert n_flags is not None and n_flags[0] == res["spike"] + res["flat_line"]
+    flagged_sql = ("SELECT count(*) FROM readings WHERE sensor_id = 'paris-road-376-flow' "
+                   f"AND quality_flags & {CHECK_FLAGS_MASK} <> 0")
+    n_flags = conn.execute(flagged_sql).fetchone()
+    assert n_flags is not None and n_flags[0] == res["spike"] + res["flat_line"] > 0
     again = quality.check_sensor_in_store(conn, "paris-road-376-flow")  # recomputed, same
     assert again["n_flagged"] == res["n_flagged"]
-    n_again = conn.execute("SELECT count(*) FROM reading_flags").fetchone()
-    assert n_again == n_flags
+    assert conn.execute(flagged_sql).fetchone() == n_flags
     assert np.isfinite(res["longest_gap_h"])
+
+    # re-ingesting the identical file changes nothing and keeps the check flags
+    rerun = ingest_csv(conn, SNAPSHOT / "transport_road.csv.gz")
+    assert (rerun.inserted, rerun.updated) == (0, 0)
+    assert conn.execute(flagged_sql).fetchone() == n_flags
+    # a corrected value clears that row's check flags (until the next check)
+    ts = conn.execute("SELECT ts FROM readings WHERE sensor_id = 'paris-road-376-flow' AND "
+                      f"quality_flags & {CHECK_FLAGS_MASK} <> 0 LIMIT 1").fetchone()[0]
+    table = pa.table({"timestamp": [ts.isoformat()], "site_id": ["paris-road-376-flow"],
+                      "value": ["321"], "unit": ["vehicles/h"]})
+    fixed = ingest_table(conn, table, "correction")
+    assert fixed.updated == 1
+    flags = conn.execute("SELECT quality_flags FROM readings WHERE sensor_id = "
+                         "'paris-road-376-flow' AND ts = %s", (ts,)).fetchone()
+    assert flags == (0,)

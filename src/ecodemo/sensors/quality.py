@@ -9,8 +9,8 @@ Pure detectors on a time-indexed series (UTC) return boolean masks:
 - impossible values: solar output while the sun is more than 6 degrees below the horizon;
 - gaps: steps longer than 1.5x the nominal resolution.
 Duplicates, unknown units, DST-ambiguous stamps and out-of-range values are quarantined at
-ingestion; their counts come from ``quarantine``. Results go to ``reading_flags`` (per row)
-and ``sensor_quality`` (per sensor).
+ingestion; their counts come from ``quarantine``. Results go to ``readings.quality_flags``
+(check bits, named in ``quality_flag_names``) and ``sensor_quality`` (per sensor).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import psycopg
 from pvlib import solarposition
+
+from ecodemo.store.ingest import CHECK_FLAGS_MASK
 
 FLAG_SPIKE = 8
 FLAG_FLAT_LINE = 16
@@ -174,10 +176,6 @@ def check_series(sensor_id: str, s: pd.Series, *, kind: str, latitude: float | N
 # --------------------------------------------------------------------------- store
 
 
-def _detail(bits: int) -> str:
-    return ",".join(name for bit, name in CHECK_FLAGS.items() if bits & bit)
-
-
 def check_sensor_in_store(conn: psycopg.Connection, sensor_id: str, *, window_days: int = 400,
                           th: Thresholds | None = None) -> dict[str, Any]:
     """Check one sensor's last ``window_days`` of readings; store flags and the summary."""
@@ -219,6 +217,7 @@ def check_sensor_in_store(conn: psycopg.Connection, sensor_id: str, *, window_da
     counts["dst_quarantined"] = sum(n for r, n in reasons.items() if "DST" in r)
     counts["unit_quarantined"] = sum(n for r, n in reasons.items() if "unit" in r)
     longest = max((g[1] for g in rep.gaps), default=None)
+    ingest_flags = ingest_flags & ~np.int16(CHECK_FLAGS_MASK)
     n_flagged = int(((rep.flags != 0) | (ingest_flags != 0)).sum())
     status = "no data" if rep.n_readings == 0 else (
         "check" if (counts["spike"] or counts["flat_line"] or counts["unit_suspect"]
@@ -231,14 +230,20 @@ def check_sensor_in_store(conn: psycopg.Connection, sensor_id: str, *, window_da
     flagged = np.flatnonzero(rep.flags)
     with conn.transaction():
         if len(s):
-            conn.execute("DELETE FROM reading_flags WHERE sensor_id = %s AND ts >= %s",
-                         (sensor_id, s.index.min().to_pydatetime()))
+            # recompute the check bits over the window: clear, then set where found
+            conn.execute(
+                "UPDATE readings SET quality_flags = quality_flags & ~(%s::int) "
+                "WHERE sensor_id = %s AND ts >= %s AND quality_flags & %s::int <> 0",
+                (CHECK_FLAGS_MASK, sensor_id, s.index.min().to_pydatetime(), CHECK_FLAGS_MASK))
         if len(flagged):
-            with conn.cursor().copy(
-                    "COPY reading_flags (sensor_id, ts, flags, detail) FROM STDIN") as cp:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _ecodemo_flags (ts timestamptz, "
+                         "bits int2) ON COMMIT DELETE ROWS")
+            with conn.cursor().copy("COPY _ecodemo_flags (ts, bits) FROM STDIN") as cp:
                 for i in flagged:
-                    cp.write_row((sensor_id, s.index[i].to_pydatetime(), int(rep.flags[i]),
-                                  _detail(int(rep.flags[i]))))
+                    cp.write_row((s.index[i].to_pydatetime(), int(rep.flags[i])))
+            conn.execute("UPDATE readings r SET quality_flags = r.quality_flags | f.bits "
+                         "FROM _ecodemo_flags f WHERE r.sensor_id = %s AND r.ts = f.ts",
+                         (sensor_id,))
         conn.execute(
             """INSERT INTO sensor_quality (sensor_id, checked_at, first_ts, last_ts, n_readings,
                    n_gaps, longest_gap, n_flagged, n_quarantined, flags)

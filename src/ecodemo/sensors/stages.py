@@ -170,7 +170,7 @@ def run_mqtt(settings: Settings, name: str = "iot-gateway", *, duration_s: float
 def check_sensors(settings: Settings, *, catalogue_path: Path | None = None,
                   window_days: int = 400) -> dict[str, Any]:
     """Validate the catalogue, then per sensor: last reading, gaps, quality flags (written to
-    ``sensor_quality`` and ``reading_flags``)."""
+    ``sensor_quality`` and the check bits of ``readings.quality_flags``)."""
     from ecodemo.sensors.quality import check_sensor_in_store
 
     cat = load_catalogue(catalogue_path)

@@ -383,18 +383,29 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
 
 # --------------------------------------------------------------------------- writing
 
+#: Bits set later by the sensor quality checks (spike 8, flat_line 16, unit_suspect 64,
+#: impossible 128): re-ingesting an identical value keeps them (and counts as unchanged); a
+#: corrected value clears them until the next check.
+CHECK_FLAGS_MASK = 8 | 16 | 64 | 128
+
 _UPSERT = """
 WITH up AS (
     INSERT INTO readings (sensor_id, ts, value, quality_flags)
     SELECT (%s::text[])[s.sensor_idx], s.ts, s.value, s.flags FROM _ecodemo_stage s
     ON CONFLICT (sensor_id, ts) DO UPDATE
-        SET value = EXCLUDED.value, quality_flags = EXCLUDED.quality_flags, ingested_at = now()
+        SET value = EXCLUDED.value,
+            quality_flags = EXCLUDED.quality_flags | CASE
+                WHEN readings.value IS DISTINCT FROM EXCLUDED.value THEN 0
+                ELSE readings.quality_flags & 216 END,  -- CHECK_FLAGS_MASK
+            ingested_at = now()
         WHERE readings.value IS DISTINCT FROM EXCLUDED.value
-           OR readings.quality_flags IS DISTINCT FROM EXCLUDED.quality_flags
+           OR (readings.quality_flags & ~216)
+              IS DISTINCT FROM EXCLUDED.quality_flags
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
 """
+assert CHECK_FLAGS_MASK == 216, "update the literal in _UPSERT"
 
 
 def copy_payload(batch: ValidatedBatch) -> bytes:
