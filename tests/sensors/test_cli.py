@@ -44,7 +44,7 @@ def test_ingest_all_one_failing_source_others_carry_on(conn, db_url, server, ser
     r = _cli(db_url, "ingest", "all", "--start", "2024-09-02", "--catalogue", str(cat.path))
     assert r.returncode == 5, r.stdout + r.stderr
     failed = [line for line in r.stdout.splitlines() if "FAILED" in line]
-    assert len(failed) == 1 and failed[0].startswith("paris-road: FAILED: paris-road: HTTP 404")
+    assert len(failed) == 1 and failed[0].startswith("paris-road: FAILED: HTTP 404")
     assert "paris-bike: 48 read, 48 inserted" in r.stdout
     assert "odre-eco2mix-national-co2: 88 read, 88 written to grid_intensity" in r.stdout
     assert "iot-gateway" not in r.stdout  # disabled in the catalogue

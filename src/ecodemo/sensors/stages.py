@@ -119,7 +119,8 @@ def ingest_all(settings: Settings, start: datetime | None = None, end: datetime 
                 echo(f"{name}: {summary_line(out['ok'][name])}")
             except EcodemoError as exc:
                 out["failed"][name] = str(exc)
-                echo(f"{name}: FAILED: {exc}")
+                why = str(exc).removeprefix(f"{name}: ")
+                echo(f"{name}: FAILED: {why}")
             except psycopg.Error as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 out["failed"][name] = f"database: {first}"
