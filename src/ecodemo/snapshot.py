@@ -6,15 +6,25 @@ checkout (editable install) it is the repository's top-level ``sensors/`` folder
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ecodemo.errors import ConfigError
 
 
 def sensors_dir() -> Path:
-    """The folder holding the sensor catalogue and ``snapshot/``."""
+    """The folder holding the sensor catalogue and ``snapshot/``.
+
+    ``ECODEMO_SENSORS_DIR`` wins (a deployment mounts its own catalogue there, e.g. the compose
+    file's ./sensors); then a repository checkout; then the copy bundled in the wheel.
+    """
     here = Path(__file__).resolve().parent
-    for candidate in (here / "_sensors", here.parents[1] / "sensors", Path.cwd() / "sensors"):
+    override = os.environ.get("ECODEMO_SENSORS_DIR")
+    if override:
+        if not (Path(override) / "catalogue.yaml").is_file():
+            raise ConfigError(f"ECODEMO_SENSORS_DIR={override}: no catalogue.yaml there")
+        return Path(override)
+    for candidate in (here.parents[1] / "sensors", Path.cwd() / "sensors", here / "_sensors"):
         if (candidate / "snapshot" / "sites.csv").is_file():
             return candidate
     raise ConfigError("bundled snapshot not found (expected sensors/snapshot/sites.csv)")
