@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from ecodemo.cli.common import console, database, settings
@@ -50,7 +51,7 @@ def print_backtest(result: dict[str, Any]) -> None:
                   _fmt(m["skill_vs_seasonal_naive"]), _fmt(m["coverage_p10_p90"]),
                   _fmt(m["train_seconds"], 2), _fmt(m["train_energy_kwh"], 2),
                   _fmt(m["predict_energy_kwh"], 2))
-    console.print(t, width=max(console.width, 110))
+    Console(width=max(console.width, 120)).print(t)
     console.print("skill: 1 - MAE / MAE of seasonal naive; p10-p90: coverage (0.8 is ideal)")
     console.print(f"chosen: {result['chosen']} - {result['reason']}")
     for note in result.get("notes", []):

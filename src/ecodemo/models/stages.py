@@ -96,15 +96,23 @@ def _features_and_params(f: Forecaster) -> tuple[list[str], dict[str, Any]]:
 
 
 def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
-               folds: int | None = None, tolerance: float | None = None) -> dict[str, Any]:
+               folds: int | None = None, tolerance: float | None = None,
+               rungs: list[str] | None = None) -> dict[str, Any]:
     """Backtest every rung on the store's data for ``kind``, choose, record, register.
 
     Rolling origin: every rung is trained once on data up to the first origin (the last
     ``folds`` x ``every_h`` hours are never seen in training), then issues a forecast at each
     origin for leads 1..horizon, reading only data up to that origin. Metrics are over all
     leads of all origins. Returns the backtest JSON of the issue (plus ``notes``).
+    ``rungs`` restricts the ladder to some rungs (seasonal_naive is always kept: skill needs it).
     """
     spec = load_ladder_spec()
+    if rungs is not None:
+        unknown = set(rungs) - set(spec["rungs"])
+        if unknown:
+            raise ModelError(f"unknown rung(s) {', '.join(sorted(unknown))}")
+        keep = set(rungs) | {"seasonal_naive"}
+        spec["rungs"] = {k: v for k, v in spec["rungs"].items() if k in keep}
     folds = int(folds or spec["backtest"]["folds"])
     tol = float(spec["tolerance"] if tolerance is None else tolerance)
     _warm(settings)
@@ -142,7 +150,8 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
     notes = [f"nMAE = MAE / mean(|actual|) per sensor; '{ALL}' averages sensors equally",
              f"tolerance {tol:.0%} relative: eligible if nMAE <= best nMAE x (1 + {tol:g})",
              f"trained on data up to {panel.times[train_end].isoformat()}; "
-             f"{len(origins)} origins every {spec['backtest']['every_h']} h, leads 1..{n_steps}"]
+             f"{len(origins)} origins every {spec['backtest']['every_h']} h, leads 1..{n_steps} "
+             f"steps of {panel.step}"]
     if with_weather:
         notes.append(WEATHER_NOTE)
     details = {"folds": len(origins), "every_h": spec["backtest"]["every_h"],
