@@ -87,7 +87,7 @@ class Panel:
         stop = len(self.times) if end is None else end + 1
         h = hashlib.sha256()
         h.update("|".join(self.sensor_ids).encode())
-        h.update(np.asarray(self.times[:stop].asi8).tobytes())
+        h.update(np.asarray(self.times[:stop].as_unit("ns").asi8).tobytes())
         h.update(np.ascontiguousarray(self.values[:stop]).tobytes())
         return h.hexdigest()
 
@@ -152,11 +152,13 @@ def align_weather(weather: pd.DataFrame, times: pd.DatetimeIndex,
     filled = w.reindex(union).interpolate(method="time", limit_area="inside")
     out = filled.reindex(times)
     # Mask grid times far from any real observation (no invented weather across long gaps).
-    obs = w.index.asi8
-    pos = np.searchsorted(obs, times.asi8)
-    prev_gap = np.where(pos > 0, times.asi8 - obs[np.maximum(pos - 1, 0)], np.iinfo(np.int64).max)
+    obs = pd.DatetimeIndex(w.index).as_unit("ns").asi8
+    grid = times.as_unit("ns").asi8
+    pos = np.searchsorted(obs, grid)
+    big = np.iinfo(np.int64).max
+    prev_gap = np.where(pos > 0, grid - obs[np.maximum(pos - 1, 0)], big)
     nxt = np.minimum(pos, len(obs) - 1)
-    next_gap = np.where(pos < len(obs), obs[nxt] - times.asi8, np.iinfo(np.int64).max)
+    next_gap = np.where(pos < len(obs), obs[nxt] - grid, big)
     far = np.minimum(prev_gap, next_gap) > max_gap.value
     out.loc[far] = np.nan
     if out.isna().all().all():
