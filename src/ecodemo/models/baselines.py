@@ -8,6 +8,7 @@ only ``values[: origin + 1]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -153,5 +154,5 @@ class Climatology:
         return c
 
 
-BASELINES = {"persistence": Persistence, "seasonal_naive": SeasonalNaive,
-             "climatology": Climatology}
+BASELINES: dict[str, Callable[[], PointForecaster]] = {
+    "persistence": Persistence, "seasonal_naive": SeasonalNaive, "climatology": Climatology}

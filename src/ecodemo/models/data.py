@@ -83,15 +83,11 @@ def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = Non
     metas, step, declared = _sensor_metas(conn, kind)
     if not metas:
         raise ModelError(f"no sensors of kind '{kind}' in the store")
-    clauses, params = ["s.kind = %s", "s.enabled"], [kind]
-    if since is not None:
-        clauses.append("r.ts >= %s")
-        params.append(since)  # type: ignore[arg-type]
-    if until is not None:
-        clauses.append("r.ts <= %s")
-        params.append(until)  # type: ignore[arg-type]
-    sql = ("SELECT r.sensor_id, r.ts, r.value FROM readings r JOIN sensors s USING (sensor_id) "
-           "WHERE " + " AND ".join(clauses))
+    sql = """SELECT r.sensor_id, r.ts, r.value FROM readings r JOIN sensors s USING (sensor_id)
+             WHERE s.kind = %(kind)s AND s.enabled
+               AND (%(since)s::timestamptz IS NULL OR r.ts >= %(since)s)
+               AND (%(until)s::timestamptz IS NULL OR r.ts <= %(until)s)"""
+    params = {"kind": kind, "since": since, "until": until}
     rows = conn.execute(sql, params).fetchall()
     if not rows:
         raise ModelError(f"no readings for kind '{kind}' in the store")

@@ -155,7 +155,7 @@ class LgbmForecaster:
             s = np.broadcast_to(np.arange(n_s)[None, None, :],
                                 (len(origins), len(leads), n_s)).ravel()
             x = ctx.rows(lag, t, s, self.features, codes)
-            pred = self.boosters[lag].predict(x, num_threads=self.num_threads)
+            pred = np.asarray(self.boosters[lag].predict(x, num_threads=self.num_threads))
             out[:, leads - 1, :] = pred.reshape(len(origins), len(leads), n_s)
             if lo >= n_steps:
                 break
