@@ -38,13 +38,15 @@ class LgbmSpec:
     buckets_h: tuple[float, ...] = (1, 3, 6, 12, 24, 48)
     feature_set: str = "full"
     params: dict[str, Any] = field(default_factory=dict)
+    max_rows: int | None = None   # rows sampled per booster (None: all): bounds training cost
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> LgbmSpec:
         return cls(name=name, num_boost_round=int(d.get("num_boost_round", 200)),
                    buckets_h=tuple(float(b) for b in d.get("buckets_h", cls.buckets_h)),
                    feature_set=str(d.get("feature_set", "full")),
-                   params=dict(d.get("params", {})))
+                   params=dict(d.get("params", {})),
+                   max_rows=int(d["max_rows"]) if d.get("max_rows") else None)
 
 
 BASE_PARAMS: dict[str, Any] = {
@@ -121,9 +123,15 @@ class LgbmForecaster:
         params = {**BASE_PARAMS, **self.spec.params, "num_threads": self.num_threads,
                   "seed": self.seed}
         self.boosters = {}
+        rng = np.random.default_rng(self.seed)
         for lag in self.bucket_steps(panel):
-            x = ctx.rows(lag, t, s, self.features, codes)
-            data = lgb.Dataset(x, label=label, feature_name=self.features,
+            # A row budget per booster keeps several buckets at the cost of about one model on
+            # large panels; each bucket draws its own sample (fixed seed: reproducible).
+            rows = np.arange(len(t))
+            if self.spec.max_rows and len(rows) > self.spec.max_rows:
+                rows = np.sort(rng.choice(rows, self.spec.max_rows, replace=False))
+            x = ctx.rows(lag, t[rows], s[rows], self.features, codes)
+            data = lgb.Dataset(x, label=label[rows], feature_name=self.features,
                                categorical_feature=["sensor"], free_raw_data=True,
                                params={"max_bin": params["max_bin"], "verbose": -1})
             self.boosters[lag] = lgb.train(params, data,
@@ -184,7 +192,7 @@ class LgbmForecaster:
         spec_d = dict(state["spec"])
         spec = LgbmSpec(name=spec_d["name"], num_boost_round=spec_d["num_boost_round"],
                         buckets_h=tuple(spec_d["buckets_h"]), feature_set=spec_d["feature_set"],
-                        params=spec_d["params"])
+                        params=spec_d["params"], max_rows=spec_d.get("max_rows"))
         m = cls(spec, num_threads=num_threads, max_horizon_h=state["max_horizon_h"],
                 seed=state["seed"])
         m.features, m.scale = list(state["features"]), dict(state["scale"])

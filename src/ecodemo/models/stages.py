@@ -91,7 +91,8 @@ def _features_and_params(f: Forecaster) -> tuple[list[str], dict[str, Any]]:
         spec = f.point.spec
         return list(f.point.features), {"num_boost_round": spec.num_boost_round,
                                         "buckets_h": list(spec.buckets_h),
-                                        "feature_set": spec.feature_set, **spec.params}
+                                        "feature_set": spec.feature_set,
+                                        "max_rows": spec.max_rows, **spec.params}
     return [], {"baseline": f.name}
 
 
