@@ -16,6 +16,7 @@ from ecodemo.cli import db as db_cmd
 from ecodemo.cli import demo as demo_cmd
 from ecodemo.cli import energy as energy_cmd
 from ecodemo.cli import ingest as ingest_cmd
+from ecodemo.cli import models as models_cmd
 from ecodemo.cli import sensors as sensors_cmd
 from ecodemo.cli.common import state
 from ecodemo.errors import EcodemoError
@@ -54,6 +55,7 @@ app.add_typer(sensors_cmd.app, name="sensors")
 app.command("demo")(demo_cmd.demo)
 app.command("evaluate")(energy_cmd.evaluate)
 app.command("report")(energy_cmd.report)
+models_cmd.register(app)
 
 
 def main() -> None:

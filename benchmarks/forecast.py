@@ -1,0 +1,215 @@
+"""Forecasting benchmark: ecodemo against mlforecast (Nixtla), speed targets, accuracy per kind.
+
+    python benchmarks/forecast.py [--data DIR] [--skip-accuracy]
+
+1. Paris bike counters (shared data set): ecodemo's lgbm_large rung against mlforecast
+   (recursive, lags + rolling means + calendar, per-series standard scaling) with the same
+   LightGBM parameters and the same folds (trained once before the backtest window, 28 daily
+   origins, 24 h ahead). MAE over the same points, wall time of fit + predict, side by side.
+2. Training a global model for 48 h (all buckets) on 52 counters x 1 year; forecasting 48 h for
+   1,000 sensors (the 52 counters tiled with random scale factors, 16 days of history each).
+3. Accuracy at 24 h on every kind of the shared data: skill against seasonal naive and p10-p90
+   coverage for each rung. Reported, not tuned.
+
+Needs the ``bench`` extra (mlforecast). Figures depend on the machine and on its load: the
+script prints the load average next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecodemo.models.baselines import SeasonalNaive
+from ecodemo.models.forecaster import Forecaster, gather, make_point
+from ecodemo.models.lgbm import BASE_PARAMS, LgbmForecaster, LgbmSpec
+from ecodemo.models.metrics import ALL, score
+from ecodemo.models.panel import Panel, SensorMeta, panel_from_long
+from ecodemo.models.specs import load_ladder_spec
+
+DEFAULT_DATA = Path("/work/shared/data")
+FOLDS, HORIZON_H = 28, 24
+
+
+def load_kind(data: Path, kind: str) -> Panel | None:
+    sites = pd.read_csv(data / "sites.csv")
+    sites = sites[sites["kind"] == kind]
+    if sites.empty:
+        return None
+    frames = []
+    for f in sorted(data.glob("*.csv.gz")):
+        df = pd.read_csv(f)
+        frames.append(df[df["site_id"].isin(set(sites["site_id"]))])
+    long = pd.concat(frames).rename(columns={"timestamp": "ts", "site_id": "sensor_id"})
+    if long.empty:
+        return None
+    metas = [SensorMeta(r.site_id, r.unit, r.latitude, r.longitude) for r in sites.itertuples()]
+    # One grid per kind: keep the sensors at the kind's most common resolution.
+    res = sites["resolution"].mode().iloc[0]
+    keep = set(sites.loc[sites["resolution"] == res, "site_id"])
+    long = long[long["sensor_id"].isin(keep)]
+    return panel_from_long(kind, long, [m for m in metas if m.sensor_id in keep],
+                           step=pd.Timedelta(res))
+
+
+def origins_for(panel: Panel) -> tuple[np.ndarray, int]:
+    n = panel.steps_for_hours(HORIZON_H)
+    every = panel.steps_for_hours(24)
+    last = panel.last_observed_index()
+    return last - n - every * np.arange(FOLDS - 1, -1, -1), n
+
+
+def large_spec() -> LgbmSpec:
+    rung = load_ladder_spec()["rungs"]["lgbm_large"]
+    return LgbmSpec.from_dict("lgbm_large", rung)
+
+
+def compare_with_mlforecast(panel: Panel, threads: int) -> None:
+    import lightgbm as lgb
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+    from mlforecast.target_transforms import LocalStandardScaler
+    from pandas.tseries.frequencies import to_offset
+
+    spec = large_spec()
+    params = {**BASE_PARAMS, **spec.params}
+    origins, n = origins_for(panel)
+    actual = gather(panel.values, origins, n)
+
+    t0 = time.perf_counter()
+    eco = LgbmForecaster(spec, num_threads=threads, max_horizon_h=HORIZON_H)
+    eco.fit(panel, int(origins[0]))
+    eco_pred = eco.predict(panel, origins, n)
+    eco_s = time.perf_counter() - t0
+
+    # mlforecast needs contiguous series: gaps forward-filled in its input only.
+    wide = pd.DataFrame(panel.values, index=panel.times.tz_convert(None),
+                        columns=panel.sensor_ids).ffill().bfill()
+    df = wide.stack().rename("y").reset_index()
+    df.columns = ["ds", "unique_id", "y"]
+    df = df[df["ds"] <= panel.times[int(origins[-1]) + n].tz_convert(None)]
+    model = lgb.LGBMRegressor(
+        n_estimators=spec.num_boost_round, objective=params["objective"],
+        learning_rate=params["learning_rate"], num_leaves=params["num_leaves"],
+        min_child_samples=params["min_data_in_leaf"], colsample_bytree=params["feature_fraction"],
+        subsample=params["bagging_fraction"], subsample_freq=params["bagging_freq"],
+        max_bin=params["max_bin"], n_jobs=threads, random_state=20240601, verbose=-1)
+    day = panel.steps_per_day
+    mlf = MLForecast(models={"lgbm": model}, freq=to_offset(panel.step),
+                     lags=[1, 2, 3, day, 2 * day, 7 * day],
+                     lag_transforms={1: [RollingMean(window_size=day)],
+                                     day: [RollingMean(window_size=7 * day)]},
+                     date_features=["hour", "dayofweek", "dayofyear"],
+                     target_transforms=[LocalStandardScaler()], num_threads=threads)
+    t0 = time.perf_counter()
+    cv = mlf.cross_validation(df, n_windows=FOLDS, h=n, step_size=panel.steps_for_hours(24),
+                              refit=False, static_features=[])
+    mlf_s = time.perf_counter() - t0
+    cv["ds"] = pd.to_datetime(cv["ds"]).dt.tz_localize("UTC")
+    idx = {s: j for j, s in enumerate(panel.sensor_ids)}
+    mlf_pred = np.full_like(actual, np.nan)
+    t_pos = panel.times.get_indexer(pd.DatetimeIndex(cv["ds"]))
+    cut = panel.times.get_indexer(pd.DatetimeIndex(pd.to_datetime(cv["cutoff"])
+                                                   .dt.tz_localize("UTC")))
+    o_pos = np.searchsorted(origins, cut)
+    mlf_pred[o_pos, t_pos - cut - 1, cv["unique_id"].map(idx).to_numpy()] = cv["lgbm"].to_numpy()
+    ok = np.isfinite(actual) & np.isfinite(eco_pred) & np.isfinite(mlf_pred)
+    eco_mae = float(np.abs(eco_pred - actual)[ok].mean())
+    mlf_mae = float(np.abs(mlf_pred - actual)[ok].mean())
+    print(f"\n1. Paris bike counters, {len(panel.sensors)} counters, {FOLDS} daily origins, "
+          f"24 h ahead, same LightGBM parameters ({spec.num_boost_round} trees, "
+          f"{params['num_leaves']} leaves, lr {params['learning_rate']}, {params['objective']})")
+    print(f"   {'':12}{'ecodemo':>12}{'mlforecast':>12}")
+    print(f"   {'MAE (bikes/h)':12}{eco_mae:>12.2f}{mlf_mae:>12.2f}")
+    print(f"   {'wall time s':12}{eco_s:>12.1f}{mlf_s:>12.1f}")
+    print(f"   ecodemo: direct, {len(eco.boosters)} boosters (horizon buckets); mlforecast: "
+          "recursive, one model")
+
+
+def speed_targets(panel: Panel, threads: int) -> None:
+    spec = large_spec()
+    last = panel.last_observed_index()
+    one_year = panel.steps_for_hours(24 * 365)
+    year = panel.truncate(last)
+    start = max(0, last - one_year)
+    year = Panel(panel.kind, panel.times[start:last + 1], panel.sensors,
+                 panel.values[start:last + 1], panel.step)
+    f = Forecaster(LgbmForecaster(spec, num_threads=threads, max_horizon_h=48), horizon_h=48)
+    t0 = time.perf_counter()
+    f.fit(year, len(year.times) - 1)
+    train_s = time.perf_counter() - t0
+    hist = panel.steps_for_hours(24 * 16)
+    rng = np.random.default_rng(0)
+    reps = -(-1000 // len(panel.sensors))
+    tail = panel.values[-hist:]
+    values = np.hstack([tail * rng.uniform(0.5, 2.0, len(panel.sensors)) for _ in range(reps)])
+    values = values[:, :1000]
+    metas = tuple(SensorMeta(f"sim-{i:04d}") for i in range(1000))
+    big = Panel(panel.kind, panel.times[-hist:], metas, values, panel.step)
+    t0 = time.perf_counter()
+    p10, p50, p90 = f.predict(big, np.array([hist - 1]), panel.steps_for_hours(48))
+    pred_s = time.perf_counter() - t0
+    print(f"\n2. speed ({threads} threads; load average {os.getloadavg()[0]:.1f})")
+    print(f"   {'':50}{'ecodemo':>10}{'target':>10}")
+    print(f"   {f'train 48 h model, {len(panel.sensors)} counters x 1 year hourly (s)':50}"
+          f"{train_s:>10.1f}{'< 15':>10}")
+    print(f"   {'forecast 48 h for 1,000 sensors (s)':50}{pred_s:>10.2f}{'< 5':>10}")
+    assert np.isfinite(p50).mean() > 0.99
+
+
+def accuracy_per_kind(data: Path, threads: int) -> None:
+    spec = load_ladder_spec()
+    print(f"\n3. accuracy at {HORIZON_H} h on the shared data ({FOLDS} daily origins; "
+          "skill = 1 - MAE/MAE seasonal naive; coverage of p10-p90, 0.8 ideal)")
+    print(f"   {'kind':8}{'sensors':>8}  {'rung':16}{'nMAE':>8}{'skill':>8}{'cover':>8}"
+          f"{'fit s':>8}")
+    for kind in ("bike", "traffic", "solar", "wind"):
+        panel = load_kind(data, kind)
+        if panel is None:
+            continue
+        origins, n = origins_for(panel)
+        actual = gather(panel.values, origins, n)
+        ref = SeasonalNaive().predict(panel, origins, n)
+        for name in ("seasonal_naive", "climatology", "lgbm_small", "lgbm_large"):
+            f = Forecaster(make_point(name, spec["rungs"][name] or {}, num_threads=threads,
+                                      horizon_h=HORIZON_H), horizon_h=HORIZON_H,
+                           cal_days=spec["calibration"]["days"])
+            t0 = time.perf_counter()
+            f.fit(panel, int(origins[0]))
+            fit_s = time.perf_counter() - t0
+            p10, p50, p90 = f.predict(panel, origins, n)
+            m = score(actual, p10, p50, p90, ref, panel.sensor_ids)[ALL]
+            print(f"   {kind:8}{len(panel.sensors):>8}  {name:16}{m['nmae']:>8.3f}"
+                  f"{m['skill_vs_seasonal_naive']:>8.3f}{m['coverage_p10_p90']:>8.3f}"
+                  f"{fit_s:>8.1f}", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
+    ap.add_argument("--threads", type=int, default=2, help="LightGBM threads")
+    ap.add_argument("--skip-accuracy", action="store_true", help="skip part 3")
+    ap.add_argument("--skip-mlforecast", action="store_true", help="skip part 1")
+    args = ap.parse_args()
+    if not (args.data / "transport_paris_bike_counters_hourly.csv.gz").is_file():
+        print(f"shared data not found in {args.data}; nothing to benchmark")
+        return 0
+    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+    bikes = load_kind(args.data, "bike")
+    assert bikes is not None
+    if not args.skip_mlforecast:
+        compare_with_mlforecast(bikes, args.threads)
+    speed_targets(bikes, args.threads)
+    if not args.skip_accuracy:
+        accuracy_per_kind(args.data, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""p10/p90 bands from empirical residual quantiles on a held-out calibration window.
+
+Residuals ``(actual - p50) / scale`` (scale: the sensor's robust scale, so sensors of any size
+pool together) are grouped by lead-time group and by the level of the p50 forecast (quartile
+bins learned on the calibration set): a night-time zero and a rush-hour peak do not get the same
+band. The 10th and 90th residual percentiles of each cell are added to p50. A cell with fewer
+than ``min_count`` residuals uses its lead group's pooled quantiles. Bands are clipped below at
+the sensor's training minimum (counts cannot be negative; small negative night-time PV stays
+possible), and ordered p10 <= p50 <= p90.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LEAD_GROUPS_H = (1.0, 3.0, 6.0, 12.0, 24.0, 48.0)
+QUANTILES = (0.1, 0.9)
+
+
+@dataclass
+class ResidualBands:
+    lead_edges: list[int] = field(default_factory=list)   # upper lead (steps) of each group
+    level_edges: list[float] = field(default_factory=list)
+    table: list[list[list[float]]] = field(default_factory=list)  # [group][level] -> [q10,q90]
+    pooled: list[list[float]] = field(default_factory=list)       # [group] -> [q10, q90]
+    lower: dict[str, float] = field(default_factory=dict)          # per sensor
+    min_count: int = 30
+
+    def _group(self, leads: np.ndarray) -> np.ndarray:
+        return np.minimum(np.searchsorted(self.lead_edges, leads, side="left"),
+                          len(self.lead_edges) - 1)
+
+    def fit(self, p50: np.ndarray, actual: np.ndarray, scale: np.ndarray,
+            lead_edges: list[int], lower: dict[str, float]) -> None:
+        """p50/actual: [origin, lead, sensor] in sensor units; scale: [sensor]."""
+        self.lead_edges, self.lower = list(lead_edges), dict(lower)
+        z = p50 / scale[None, None, :]
+        r = (actual - p50) / scale[None, None, :]
+        leads = np.broadcast_to(np.arange(1, p50.shape[1] + 1)[None, :, None], p50.shape)
+        ok = np.isfinite(r) & np.isfinite(z)
+        z, r, g = z[ok], r[ok], self._group(leads[ok])
+        self.level_edges = ([float(v) for v in np.quantile(z, [0.25, 0.5, 0.75])]
+                            if len(z) else [])
+        lvl = np.searchsorted(self.level_edges, z)
+        self.table, self.pooled = [], []
+        for gi in range(len(self.lead_edges)):
+            in_g = g == gi
+            rg = r[in_g] if in_g.sum() >= self.min_count else r
+            pooled = (np.quantile(rg, QUANTILES).tolist() if len(rg) else [0.0, 0.0])
+            self.pooled.append(pooled)
+            row = []
+            for li in range(len(self.level_edges) + 1):
+                cell = r[in_g & (lvl == li)]
+                row.append(np.quantile(cell, QUANTILES).tolist()
+                           if len(cell) >= self.min_count else pooled)
+            self.table.append(row)
+
+    def apply(self, p50: np.ndarray, scale: np.ndarray,
+              sensor_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p10, p50, p90) arrays shaped like ``p50`` ([origin, lead, sensor])."""
+        z = p50 / scale[None, None, :]
+        leads = np.broadcast_to(np.arange(1, p50.shape[1] + 1)[None, :, None], p50.shape)
+        g = self._group(leads)
+        lvl = np.searchsorted(self.level_edges, np.nan_to_num(z))
+        tab = np.asarray(self.table, dtype=float)           # [G, L, 2]
+        q = tab[g, np.minimum(lvl, tab.shape[1] - 1)]      # [..., 2]
+        lo = p50 + q[..., 0] * scale[None, None, :]
+        hi = p50 + q[..., 1] * scale[None, None, :]
+        floor = np.array([self.lower.get(s, -np.inf) for s in sensor_ids])[None, None, :]
+        mid = np.maximum(p50, floor)
+        lo = np.minimum(np.maximum(lo, floor), mid)
+        hi = np.maximum(hi, mid)
+        return lo, mid, hi
+
+    def state(self) -> dict[str, Any]:
+        return {"lead_edges": self.lead_edges, "level_edges": self.level_edges,
+                "table": self.table, "pooled": self.pooled, "lower": self.lower,
+                "min_count": self.min_count}
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> ResidualBands:
+        return cls(lead_edges=list(d["lead_edges"]), level_edges=list(d["level_edges"]),
+                   table=d["table"], pooled=d["pooled"], lower=dict(d["lower"]),
+                   min_count=int(d.get("min_count", 30)))

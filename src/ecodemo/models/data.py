@@ -1,0 +1,100 @@
+"""Load a kind's readings (and weather, when present) from the store into a :class:`Panel`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from ecodemo.errors import ModelError
+from ecodemo.models.features import WEATHER_VARIABLES
+from ecodemo.models.panel import Panel, SensorMeta, panel_from_long
+
+
+def kinds_with_data(conn: psycopg.Connection) -> list[str]:
+    """Kinds with at least one enabled sensor holding readings, alphabetically."""
+    rows = conn.execute(
+        """SELECT DISTINCT s.kind FROM sensors s
+           WHERE s.enabled AND EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.sensor_id)
+           ORDER BY s.kind"""
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _sensor_metas(conn: psycopg.Connection, kind: str) -> tuple[list[SensorMeta],
+                                                                   pd.Timedelta | None,
+                                                                   str | None]:
+    rows = conn.execute(
+        """SELECT s.sensor_id, s.unit, s.resolution, s.timezone, si.latitude, si.longitude,
+                  si.weather_station_id
+           FROM sensors s JOIN sites si USING (site_id)
+           WHERE s.kind = %s AND s.enabled ORDER BY s.sensor_id""", (kind,)).fetchall()
+    metas = [SensorMeta(sensor_id=r[0], unit=r[1], timezone=r[3] or "Europe/Paris",
+                        latitude=r[4], longitude=r[5]) for r in rows]
+    resolutions = [pd.Timedelta(r[2]) for r in rows if r[2] is not None]
+    step = pd.Series(resolutions).mode().iloc[0] if resolutions else None
+    stations = [r[6] for r in rows if r[6]]
+    station = pd.Series(stations).mode().iloc[0] if stations else None
+    return metas, step, station
+
+
+def _pick_station(conn: psycopg.Connection, declared: str | None, start: datetime,
+                  end: datetime) -> str | None:
+    """The sites' declared weather station; else the store's only station, if it covers at
+    least half of the readings' period (a station far away in time is no covariate)."""
+    if declared:
+        return declared
+    rows = conn.execute("SELECT DISTINCT station_id FROM weather LIMIT 2").fetchall()
+    if len(rows) != 1:
+        return None
+    station = rows[0][0]
+    span = conn.execute(
+        "SELECT min(ts), max(ts) FROM weather WHERE station_id = %s AND ts BETWEEN %s AND %s",
+        (station, start, end)).fetchone()
+    if not span or span[0] is None:
+        return None
+    covered = (span[1] - span[0]) / max(end - start, timedelta(hours=1))
+    return station if covered >= 0.5 else None
+
+
+def load_weather(conn: psycopg.Connection, station: str, start: datetime,
+                 end: datetime) -> pd.DataFrame | None:
+    """Wide weather (UTC index, one column per variable) for a station and period."""
+    rows = conn.execute(
+        """SELECT ts, variable, value FROM weather
+           WHERE station_id = %s AND variable = ANY(%s) AND ts BETWEEN %s AND %s""",
+        (station, list(WEATHER_VARIABLES), start, end)).fetchall()
+    if not rows:
+        return None
+    long = pd.DataFrame(rows, columns=["ts", "variable", "value"])
+    long["ts"] = pd.to_datetime(long["ts"], utc=True)
+    wide = long.pivot_table(index="ts", columns="variable", values="value", aggfunc="mean")
+    wide.index = pd.DatetimeIndex(wide.index)
+    return wide
+
+
+def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = None,
+               until: datetime | None = None, weather_ahead_h: float = 48.0) -> Panel:
+    """All enabled sensors of ``kind`` on one grid (the sensors' declared resolution), with
+    the observed weather of the sites' station when the store has it (up to
+    ``weather_ahead_h`` hours past the last reading, for forecasting)."""
+    metas, step, declared = _sensor_metas(conn, kind)
+    if not metas:
+        raise ModelError(f"no sensors of kind '{kind}' in the store")
+    sql = """SELECT r.sensor_id, r.ts, r.value FROM readings r JOIN sensors s USING (sensor_id)
+             WHERE s.kind = %(kind)s AND s.enabled
+               AND (%(since)s::timestamptz IS NULL OR r.ts >= %(since)s)
+               AND (%(until)s::timestamptz IS NULL OR r.ts <= %(until)s)"""
+    params = {"kind": kind, "since": since, "until": until}
+    rows = conn.execute(sql, params).fetchall()
+    if not rows:
+        raise ModelError(f"no readings for kind '{kind}' in the store")
+    frame = pd.DataFrame(rows, columns=["sensor_id", "ts", "value"])
+    frame["value"] = frame["value"].astype(np.float64)
+    start, end = frame["ts"].min(), frame["ts"].max()
+    station = _pick_station(conn, declared, start, end)
+    weather = (load_weather(conn, station, start - timedelta(days=1),
+                            end + timedelta(hours=weather_ahead_h + 6)) if station else None)
+    return panel_from_long(kind, frame, metas, step=step, weather=weather)

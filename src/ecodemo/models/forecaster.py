@@ -1,0 +1,143 @@
+"""A complete forecaster: a point (p50) model plus calibrated p10/p90 bands.
+
+Fitting uses only grid rows ``<= train_end``: the point model learns from rows before a
+held-out calibration window (the last ``cal_days`` days, or a quarter of a short history), then
+forecasts issued every ``cal_every_h`` hours inside that window give the residuals that set the
+bands (:mod:`ecodemo.models.calibration`). Baselines are calibrated the same way, so every rung
+of the ladder publishes bands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecodemo.errors import ModelError
+from ecodemo.models.baselines import BASELINES, Climatology, PointForecaster
+from ecodemo.models.calibration import LEAD_GROUPS_H, ResidualBands
+from ecodemo.models.features import robust_scale
+from ecodemo.models.lgbm import LgbmForecaster, LgbmSpec
+from ecodemo.models.panel import Panel
+
+
+def gather(values: np.ndarray, origins: np.ndarray, n_steps: int,
+           upto: int | None = None) -> np.ndarray:
+    """Actual values [origin, lead, sensor] for leads 1..n; NaN beyond the grid or ``upto``."""
+    t = origins[:, None] + np.arange(1, n_steps + 1)[None, :]
+    limit = len(values) - 1 if upto is None else min(upto, len(values) - 1)
+    ok = t <= limit
+    out = np.full((*t.shape, values.shape[1]), np.nan)
+    out[ok] = values[t[ok]]
+    return out
+
+
+class Forecaster:
+    """Point model + residual bands, fitted on rows ``<= train_end``."""
+
+    def __init__(self, point: PointForecaster, *, horizon_h: float, cal_days: float = 21.0,
+                 cal_every_h: float = 6.0) -> None:
+        self.point = point
+        self.name = point.name
+        self.horizon_h = horizon_h
+        self.cal_days = cal_days
+        self.cal_every_h = cal_every_h
+        self.bands = ResidualBands()
+        self.scale: dict[str, float] = {}
+        self.fit_end_ts: str | None = None
+        self.train_end_ts: str | None = None
+        self.train_start_ts: str | None = None
+
+    def fit(self, panel: Panel, train_end: int) -> None:
+        n = panel.steps_for_hours(self.horizon_h)
+        observed = np.flatnonzero(np.isfinite(panel.values[: train_end + 1]).any(axis=1))
+        if len(observed) == 0:
+            raise ModelError(f"{panel.kind}: no readings before the training end")
+        first = int(observed[0])
+        history = train_end - first + 1
+        cal = min(panel.steps_for_hours(24 * self.cal_days), history // 4)
+        if cal < n + 1 or history < 3 * panel.steps_per_day:
+            raise ModelError(f"{panel.kind}: {history} steps of history is too short to train "
+                             f"and calibrate a {self.horizon_h:g} h forecaster")
+        fit_end = train_end - cal
+        self.point.fit(panel, fit_end)
+        every = panel.steps_for_hours(self.cal_every_h)
+        origins = np.arange(fit_end, train_end, every)
+        seen = panel.truncate(train_end)
+        p50 = self.point.predict(seen, origins, n)
+        actual = gather(panel.values, origins, n, upto=train_end)
+        scale = robust_scale(panel.values[: train_end + 1])
+        with np.errstate(all="ignore"):
+            lower = np.nanmin(panel.values[: train_end + 1], axis=0)
+        ids = panel.sensor_ids
+        self.scale = {s: float(scale[j]) for j, s in enumerate(ids)}
+        lead_edges = sorted({panel.steps_for_hours(h) for h in LEAD_GROUPS_H})
+        self.bands.fit(p50, actual, scale, lead_edges,
+                       {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])})
+        self.train_start_ts = panel.times[first].isoformat()
+        self.fit_end_ts = panel.times[fit_end].isoformat()
+        self.train_end_ts = panel.times[train_end].isoformat()
+
+    def predict(self, panel: Panel, origins: np.ndarray,
+                n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p10, p50, p90), each [origin, lead, sensor] in the sensors' units."""
+        origins = np.asarray(origins, dtype=int)
+        p50 = self.point.predict(panel, origins, n_steps)
+        own = robust_scale(panel.values[: int(origins.min()) + 1])
+        scale = np.array([self.scale.get(s, own[j]) for j, s in enumerate(panel.sensor_ids)])
+        return self.bands.apply(p50, scale, panel.sensor_ids)
+
+    # -- persistence ------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "horizon_h": self.horizon_h, "cal_days": self.cal_days,
+                "cal_every_h": self.cal_every_h, "bands": self.bands.state(),
+                "scale": self.scale, "point": self.point.state(),
+                "train_start": self.train_start_ts, "fit_end": self.fit_end_ts,
+                "train_end": self.train_end_ts}
+
+    def save(self, folder: Path, extra: dict[str, Any]) -> list[str]:
+        """Write the model files and ``metadata.json`` (with ``extra``); returns file names."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files = self.point.save(folder) if isinstance(self.point, LgbmForecaster) else []
+        meta = {**extra, "forecaster": self.metadata()}
+        (folder / "metadata.json").write_text(json.dumps(meta, indent=2, default=str),
+                                              encoding="utf-8")
+        return [*files, "metadata.json"]
+
+    @classmethod
+    def load(cls, folder: Path, *, num_threads: int) -> tuple[Forecaster, dict[str, Any]]:
+        path = folder / "metadata.json"
+        if not path.is_file():
+            raise ModelError(f"model metadata missing: {path}")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        f = meta["forecaster"]
+        point: PointForecaster
+        if "spec" in f["point"]:
+            point = LgbmForecaster.load(folder, f["point"], num_threads=num_threads)
+        elif f["name"] == "climatology":
+            point = Climatology.from_state(f["point"])
+        elif f["name"] in BASELINES:
+            point = BASELINES[f["name"]]()
+        else:
+            raise ModelError(f"unknown model type in {path}")
+        m = cls(point, horizon_h=f["horizon_h"], cal_days=f["cal_days"],
+                cal_every_h=f["cal_every_h"])
+        m.bands = ResidualBands.from_state(f["bands"])
+        m.scale = dict(f["scale"])
+        m.train_start_ts, m.fit_end_ts, m.train_end_ts = (f["train_start"], f["fit_end"],
+                                                          f["train_end"])
+        return m, meta
+
+
+def make_point(name: str, rung: dict[str, Any], *, num_threads: int,
+               horizon_h: float) -> PointForecaster:
+    """The point model of a ladder rung (``rung``: its spec from models/specs)."""
+    if rung.get("type", "baseline") == "lightgbm":
+        return LgbmForecaster(LgbmSpec.from_dict(name, rung), num_threads=num_threads,
+                              max_horizon_h=horizon_h)
+    if name not in BASELINES:
+        raise ModelError(f"unknown baseline '{name}' (known: {', '.join(BASELINES)})")
+    point: PointForecaster = BASELINES[name]()
+    return point

@@ -1,0 +1,104 @@
+"""Forecasting stages on the real store (PostgreSQL) with the bundled snapshot."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from ecodemo.errors import ModelError
+from ecodemo.models import registry, stages
+from ecodemo.pipeline import ingest_snapshot
+
+MODEL_KEYS = {"name", "mae", "rmse", "nmae", "skill_vs_seasonal_naive", "coverage_p10_p90",
+              "train_seconds", "train_energy_kwh", "predict_energy_kwh"}
+
+
+@pytest.fixture()
+def store(settings, conn, snapshot_sites):
+    ingest_snapshot(settings)
+    return settings
+
+
+def test_kinds_with_data(store) -> None:
+    assert stages.kinds_with_data(store) == ["bike", "solar", "traffic", "wind"]
+
+
+def test_ladder_on_a_single_sensor_kind_writes_json_evaluations_choice(store, conn) -> None:
+    out = stages.run_ladder(store, "wind", horizon_h=24, folds=3,
+                            rungs=["persistence", "lgbm_small"])
+    assert set(out) == {"kind", "horizon_hours", "sensors", "folds", "models", "chosen",
+                        "reason", "notes"}
+    assert (out["kind"], out["horizon_hours"], out["sensors"], out["folds"]) == ("wind", 24, 1, 3)
+    assert [m["name"] for m in out["models"]] == ["persistence", "seasonal_naive", "lgbm_small"]
+    for m in out["models"]:
+        assert set(m) == MODEL_KEYS
+        assert m["nmae"] > 0 and 0 <= m["coverage_p10_p90"] <= 1
+    naive = next(m for m in out["models"] if m["name"] == "seasonal_naive")
+    assert naive["skill_vs_seasonal_naive"] == pytest.approx(0.0)
+    json.dumps(out)  # JSON-able
+    assert out["chosen"] in {m["name"] for m in out["models"]} and out["reason"]
+    n_eval = conn.execute("SELECT count(*) FROM evaluations WHERE kind = 'wind'").fetchone()[0]
+    assert n_eval == 3 * 2  # 3 rungs x (1 sensor + '__all__')
+    choice = conn.execute("SELECT chosen_name, model_id, reason FROM model_choices").fetchone()
+    assert choice[0] == out["chosen"] and choice[2] == out["reason"]
+    status = conn.execute("SELECT status FROM models WHERE model_id = %s",
+                          (choice[1],)).fetchone()[0]
+    assert status == "candidate"
+    stages_run = {r[0] for r in conn.execute("SELECT stage FROM compute_runs "
+                                             "WHERE sensor_kind = 'wind'")}
+    assert stages_run == {"train", "predict", "backtest"}
+    # rerun: evaluations are upserted, not duplicated
+    stages.run_ladder(store, "wind", horizon_h=24, folds=3, rungs=["persistence", "lgbm_small"])
+    assert conn.execute("SELECT count(*) FROM evaluations").fetchone()[0] == n_eval
+
+
+def test_train_forecast_across_dst_and_leakage(store, conn) -> None:
+    out = stages.train(store, "bike", rung="lgbm_small")
+    assert out["status"] == "promoted"
+    issued = datetime(2021, 3, 27, 12, tzinfo=UTC)           # DST starts 28 March, 02:00 local
+    res = stages.forecast(store, "bike", issued_at=issued, horizon_h=48)
+    assert res["rows"] == 6 * 48
+    rows = conn.execute("SELECT sensor_id, ts, horizon_h, p10, p50, p90 FROM forecasts "
+                        "WHERE issued_at = %s ORDER BY sensor_id, ts", (issued,)).fetchall()
+    one = [r for r in rows if r[0] == rows[0][0]]
+    assert [r[1] for r in one] == [issued + timedelta(hours=k) for k in range(1, 49)]
+    assert [r[2] for r in one] == list(range(1, 49))
+    assert all(r[3] <= r[4] <= r[5] for r in rows)
+    # Readings after the issue time change nothing in a forecast issued before them.
+    conn.execute("UPDATE readings SET value = value * 5 + 100 WHERE ts > %s", (issued,))
+    stages.forecast(store, "bike", issued_at=issued, horizon_h=48)
+    again = conn.execute("SELECT sensor_id, ts, horizon_h, p10, p50, p90 FROM forecasts "
+                         "WHERE issued_at = %s ORDER BY sensor_id, ts", (issued,)).fetchall()
+    assert again == rows
+    n_predict = conn.execute("SELECT count(*) FROM compute_runs WHERE stage = 'predict' "
+                             "AND model_id = %s", (out["model_id"],)).fetchone()[0]
+    assert n_predict == 2
+
+
+def test_promote_and_rollback(store, conn) -> None:
+    a = stages.train(store, "traffic", rung="persistence")
+    b = stages.train(store, "traffic", rung="climatology")
+    assert registry.promoted(conn, "traffic").model_id == b["model_id"]
+    assert registry.rollback(conn, "traffic").model_id == a["model_id"]
+    statuses = dict(conn.execute("SELECT model_id, status FROM models").fetchall())
+    assert statuses == {a["model_id"]: "promoted", b["model_id"]: "retired"}
+    assert registry.promote(conn, b["model_id"]).status == "promoted"
+    assert registry.promoted(conn, "traffic").model_id == b["model_id"]
+    with pytest.raises(psycopg.errors.UniqueViolation):  # the database keeps one per kind
+        conn.execute("UPDATE models SET status = 'promoted' WHERE model_id = %s",
+                     (a["model_id"],))
+    with pytest.raises(ModelError):
+        registry.promote(conn, "traffic-nope-v9")
+    res = stages.forecast(store, "traffic")
+    assert res["model_id"] == b["model_id"] and res["rows"] > 0
+    meta = json.loads((store.models_dir / b["model_id"] / "metadata.json").read_text())
+    assert {"features", "training_window", "data_sha256", "metrics", "energy",
+            "library_versions"} <= set(meta)
+
+
+def test_forecast_without_model_is_a_clear_error(store) -> None:
+    with pytest.raises(ModelError, match="ecodemo train"):
+        stages.forecast(store, "solar")

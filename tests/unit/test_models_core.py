@@ -1,0 +1,175 @@
+"""Forecasting core on synthetic panels: leakage, DST calendar, gaps, bands, choice rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecodemo.models.baselines import Climatology, Persistence, SeasonalNaive
+from ecodemo.models.features import FeatureContext, calendar_frame, feature_names, robust_scale
+from ecodemo.models.forecaster import Forecaster
+from ecodemo.models.ladder import choose
+from ecodemo.models.lgbm import LgbmForecaster, LgbmSpec
+from ecodemo.models.metrics import ALL, score
+from ecodemo.models.panel import Panel, SensorMeta, panel_from_long
+
+
+def _panel(kind: str = "bike", days: int = 70, sensors: int = 2, start: str = "2021-02-01",
+           freq: str = "1h", seed: int = 0) -> Panel:
+    rng = np.random.default_rng(seed)
+    times = pd.date_range(start, periods=int(days * pd.Timedelta("1D") / pd.Timedelta(freq)),
+                          freq=freq, tz="UTC")
+    local = times.tz_convert("Europe/Paris")
+    hour = local.hour.to_numpy() + local.minute.to_numpy() / 60
+    weekday = np.asarray(local.dayofweek < 5)
+    frames = []
+    for j in range(sensors):
+        level = 50.0 * (j + 1)
+        shape = np.exp(-((hour - 8.5) ** 2) / 2) + np.exp(-((hour - 18) ** 2) / 3)
+        y = level * (0.2 + shape * np.where(weekday, 1.0, 0.4)) * rng.gamma(20, 1 / 20, len(times))
+        frames.append(pd.DataFrame({"sensor_id": f"s{j}", "ts": times, "value": np.round(y)}))
+    metas = [SensorMeta(f"s{j}", latitude=48.85, longitude=2.35) for j in range(sensors)]
+    return panel_from_long(kind, pd.concat(frames), metas)
+
+
+SMALL = LgbmSpec("lgbm_test", num_boost_round=15, buckets_h=(6, 24, 48), feature_set="full",
+                 params={"num_leaves": 15})
+
+
+def _lgbm(horizon_h: float = 48) -> LgbmForecaster:
+    return LgbmForecaster(SMALL, num_threads=1, max_horizon_h=horizon_h)
+
+
+def _perturb_after(panel: Panel, origin: int) -> Panel:
+    vals = panel.values.copy()
+    vals[origin + 1:] = vals[origin + 1:] * 7.0 + 1000.0
+    return Panel(panel.kind, panel.times, panel.sensors, vals, panel.step, panel.weather)
+
+
+@pytest.mark.parametrize("make", [lambda: _lgbm(), Persistence, SeasonalNaive, Climatology])
+def test_forecasts_ignore_data_after_the_issue_time(make) -> None:
+    panel = _panel()
+    origin = len(panel.times) - 72
+    f = Forecaster(make(), horizon_h=48, cal_days=7)
+    f.fit(panel, origin - 24 * 5)
+    before = f.predict(panel, np.array([origin - 30, origin]), 48)
+    after = f.predict(_perturb_after(panel, origin), np.array([origin - 30, origin]), 48)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert np.isfinite(a).all()
+
+
+def test_every_bucket_feature_reads_only_rows_before_its_lag() -> None:
+    panel = _panel()
+    origin = len(panel.times) - 72
+    scale = robust_scale(panel.values)
+    names = feature_names("full", "bike", with_weather=False)
+    codes = np.arange(2, dtype=float)
+    clean = FeatureContext.build(panel, scale, False)
+    dirty = FeatureContext.build(_perturb_after(panel, origin), scale, False)
+    for lag in (1, 6, 24, 48):
+        t = np.repeat(origin + np.arange(1, lag + 1), 2)
+        s = np.tile([0, 1], lag)
+        np.testing.assert_array_equal(clean.rows(lag, t, s, names, codes),
+                                      dirty.rows(lag, t, s, names, codes))
+    # The check has teeth: a feature reading one step too recent (lag shorter than the lead)
+    # changes when the future is perturbed.
+    t = np.repeat(origin + np.arange(1, 7), 2)
+    s = np.tile([0, 1], 6)
+    assert not np.array_equal(clean.rows(1, t, s, names, codes),
+                              dirty.rows(1, t, s, names, codes))
+
+
+def test_calendar_uses_local_time_across_dst_and_grid_stays_utc() -> None:
+    spring = pd.date_range("2021-03-27T22:00Z", periods=8, freq="1h")
+    hours = calendar_frame(spring, "Europe/Paris")["hour"].tolist()
+    assert hours == [23, 0, 1, 3, 4, 5, 6, 7]          # 02:00 local does not exist
+    autumn = pd.date_range("2021-10-30T22:00Z", periods=6, freq="1h")
+    assert calendar_frame(autumn, "Europe/Paris")["hour"].tolist() == [0, 1, 2, 2, 3, 4]
+    panel = _panel(start="2021-03-01", days=40)
+    origin = int(panel.times.get_indexer([pd.Timestamp("2021-03-27T12:00Z")])[0])
+    ext = panel.extend(10)
+    assert (np.diff(ext.times) == pd.Timedelta(hours=1)).all()
+    f = Forecaster(_lgbm(), horizon_h=48, cal_days=5)
+    f.fit(panel, origin)
+    p10, p50, p90 = f.predict(panel, np.array([origin]), 48)
+    assert np.isfinite(p50).all() and (p10 <= p50).all() and (p50 <= p90).all()
+
+
+def test_public_and_school_holidays() -> None:
+    times = pd.DatetimeIndex(["2021-07-14T10:00Z", "2021-07-15T10:00Z", "2021-02-10T10:00Z"])
+    cal = calendar_frame(times, "Europe/Paris")
+    assert cal["is_holiday"].tolist() == [1.0, 0.0, 0.0]
+    assert cal["daytype"].tolist()[0] == 2.0
+    # 10 Feb 2021: zone A's winter break had begun (6 Feb), B's and C's had not
+    assert [cal[f"school_{z}"].tolist()[2] for z in "abc"] == [1.0, 0.0, 0.0]
+    assert cal["school_c"].tolist()[:2] == [1.0, 1.0]     # summer
+
+
+def test_sensor_with_gaps_still_gets_a_full_forecast() -> None:
+    panel = _panel(days=60)
+    vals = panel.values.copy()
+    vals[200:500, 1] = np.nan                     # a 12-day outage
+    vals[-60:-49, 1] = np.nan                     # and readings missing just before the issue
+    vals[::7, 0] = np.nan                         # scattered gaps
+    gappy = Panel(panel.kind, panel.times, panel.sensors, vals, panel.step)
+    origin = len(panel.times) - 49
+    for make in (_lgbm, Persistence, SeasonalNaive, Climatology):
+        f = Forecaster(make(), horizon_h=48, cal_days=7)
+        f.fit(gappy, origin)
+        p10, p50, p90 = f.predict(gappy, np.array([origin]), 48)
+        assert np.isfinite(p50).all(), make
+        assert (p10 <= p50).all() and (p50 <= p90).all()
+        assert (p10 >= 0).all()                   # counts: clipped at the training minimum
+
+
+def test_single_sensor_half_hourly_solar() -> None:
+    times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
+    from ecodemo.models.features import solar_geometry
+
+    cs, _ = solar_geometry(times, 49.97, 2.79)
+    rng = np.random.default_rng(1)
+    y = cs * 2.0 * rng.uniform(0.3, 1.0, len(times))
+    panel = panel_from_long("solar", pd.DataFrame({"sensor_id": "pv", "ts": times, "value": y}),
+                            [SensorMeta("pv", latitude=49.97, longitude=2.79)])
+    assert panel.steps_per_day == 48
+    origin = len(times) - 97
+    f = Forecaster(_lgbm(), horizon_h=48, cal_days=7)
+    f.fit(panel, origin)
+    assert "clearsky_ghi" in f.point.features  # type: ignore[attr-defined]
+    p10, p50, p90 = f.predict(panel, np.array([origin]), 96)
+    assert p50.shape == (1, 96, 1) and np.isfinite(p50).all()
+    night = cs[origin + 1: origin + 97] == 0
+    assert np.abs(p50[0, night, 0]).max() < np.abs(p50[0, ~night, 0]).max()
+
+
+def test_score_against_hand_computed_figures() -> None:
+    actual = np.array([[[10.0], [20.0]]])
+    p50 = np.array([[[12.0], [17.0]]])
+    ref = np.array([[[10.0], [30.0]]])
+    p10, p90 = p50 - 1, p50 + 1
+    out = score(actual, p10, p50, p90, ref, ["a"])
+    assert out["a"]["mae"] == pytest.approx(2.5)
+    assert out["a"]["nmae"] == pytest.approx(2.5 / 15)
+    assert out["a"]["skill_vs_seasonal_naive"] == pytest.approx(1 - 2.5 / 5)
+    assert out["a"]["coverage_p10_p90"] == 0.0
+    assert out[ALL]["skill_vs_seasonal_naive"] == pytest.approx(0.5)
+
+
+def test_ladder_choice_rule() -> None:
+    rungs = [
+        {"name": "seasonal_naive", "nmae": 0.30, "train_energy_kwh": 1e-9,
+         "predict_energy_kwh": 1e-9, "train_seconds": 0.1},
+        {"name": "lgbm_small", "nmae": 0.2030, "train_energy_kwh": 1e-6,
+         "predict_energy_kwh": 1e-7, "train_seconds": 1.0},
+        {"name": "lgbm_large", "nmae": 0.2000, "train_energy_kwh": 1e-5,
+         "predict_energy_kwh": 1e-6, "train_seconds": 9.0},
+    ]
+    name, reason = choose(rungs, 0.02)
+    assert name == "lgbm_small" and "lgbm_large" in reason   # 1.5 % worse, 10x cheaper
+    assert choose(rungs, 0.01)[0] == "lgbm_large"            # outside a 1 % tolerance
+    assert choose(rungs, 0.60)[0] == "seasonal_naive"        # a loose tolerance -> no AI
+    rungs[1]["train_energy_kwh"] = None                      # measurement failed
+    name, reason = choose(rungs, 0.02)
+    assert name == "lgbm_small" and "wall time" in reason
