@@ -74,7 +74,42 @@ def store_summary(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-DEMO_STEPS = 6
+DEMO_STEPS = 7
+#: Days of past operation the demo replays so live accuracy (forecasts as issued against what
+#: happened) exists on historical data.
+REPLAY_DAYS = 7
+
+
+def _replay(settings: Settings, kind: str, days: int) -> int:
+    """Issue daily 24 h forecasts over the last ``days`` days with the ladder's candidate
+    (backtested, hence fitted, at the ladder's 24 h horizon).
+
+    The candidate was trained only on data before the backtest window (the last weeks), so
+    these past forecasts use nothing they could not have known; each issue reads only readings
+    up to its issue time. The candidate is promoted for the replay (as it would have been in
+    production) and superseded by the model ``train`` fits on all data.
+    """
+    from datetime import timedelta
+
+    from ecodemo.models import registry
+    from ecodemo.models import stages as models
+
+    db = open_database(settings)
+    with db.connect(autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT model_id FROM model_choices WHERE kind = %s AND model_id IS NOT NULL "
+            "ORDER BY decided_at DESC LIMIT 1", (kind,)).fetchone()
+        last = conn.execute("SELECT max(r.ts) FROM readings r JOIN sensors s USING (sensor_id) "
+                            "WHERE s.kind = %s", (kind,)).fetchone()
+        if row is None or last is None or last[0] is None:
+            return 0
+        registry.promote(conn, row[0])
+    end_day = last[0].replace(hour=0, minute=0, second=0, microsecond=0)
+    n = 0
+    for d in range(days, 0, -1):
+        n += int(models.forecast(settings, kind, issued_at=end_day - timedelta(days=d),
+                                 horizon_h=24)["rows"])
+    return n
 
 
 def _ingest_snapshot_tracked(settings: Settings, echo: Echo) -> dict[str, Any]:
@@ -87,7 +122,8 @@ def _ingest_snapshot_tracked(settings: Settings, echo: Echo) -> dict[str, Any]:
     total = IngestCounts()
     with db.connect(autocommit=True) as conn:
         n_sites = register_sites_csv(conn, folder / SITES_FILE)
-        kind_of = dict(conn.execute("SELECT sensor_id, kind FROM sensors").fetchall())
+        kind_of: dict[str, str] = dict(
+            conn.execute("SELECT sensor_id, kind FROM sensors").fetchall())
         for name in SERIES_FILES:
             # A file feeding one kind is charged to it; a shared file is split by the balance.
             kinds = _kinds_in_file(folder / name, kind_of)
@@ -114,14 +150,16 @@ def _kinds_in_file(path: Path, kind_of: dict[str, str]) -> list[str]:
 def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
                     trained: dict[str, Any]) -> dict[str, Any]:
     """One entry of summary.json ``targets``, from the ladder result and the stored balance."""
-    chosen = next((m for m in ladder["models"] if m["name"] == ladder["chosen"]), {})
+    chosen: dict[str, Any] = next(
+        (m for m in ladder["models"] if m["name"] == ladder["chosen"]), {})
     db = open_database(settings)
     with db.connect() as conn:
         bal = conn.execute(
             """SELECT ingest_kwh, train_kwh, predict_kwh, compute_kwh, compute_kgco2e,
                       avoided_kwh, avoided_kgco2e, net_kgco2e, payback_hours, assumptions, method
-               FROM balances WHERE kind = %s AND model_id = %s
-               ORDER BY evaluated_at DESC LIMIT 1""",
+                      , model_id
+               FROM balances WHERE kind = %s
+               ORDER BY evaluated_at DESC, (model_id = %s) DESC LIMIT 1""",
             (kind, trained["model_id"]),
         ).fetchone()
         methods = [r[0] for r in conn.execute(
@@ -129,13 +167,16 @@ def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
                WHERE (sensor_kind = %s OR sensor_kind IS NULL) AND measurement_method IS NOT NULL
                ORDER BY 1""", (kind,)).fetchall()]
     (ingest_kwh, train_kwh, predict_kwh, total_kwh, total_kg, avoided_kwh, avoided_kg, net_kg,
-     payback_h, assumptions, balance_method) = bal if bal else (None,) * 11
+     payback_h, assumptions, balance_method, balance_model) = bal if bal else (None,) * 12
     return {
         "kind": kind,
         "sensors": ladder["sensors"],
         "chosen_model": ladder["chosen"],
         "model_id": trained["model_id"],
         "chosen_reason": ladder["reason"],
+        # The ladder may pick a no-AI baseline when no LightGBM rung beats it: say so.
+        "chosen_is_machine_learning": not str(ladder["chosen"]).startswith(
+            ("persistence", "seasonal_naive", "climatology")),
         "skill_vs_seasonal_naive": chosen.get("skill_vs_seasonal_naive"),
         "nmae": chosen.get("nmae"),
         "coverage_p10_p90": chosen.get("coverage_p10_p90"),
@@ -146,6 +187,9 @@ def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
                     "assumptions": assumptions},
         "net_kgco2e": net_kg,
         "payback_hours": payback_h,
+        # The balance covers the model whose forecasts were scored as issued (the replayed
+        # candidate) unless the promoted one has live accuracy itself.
+        "balance_model_id": balance_model,
         "balance_method": balance_method,
     }
 
@@ -182,26 +226,33 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
              + (f" (skill vs seasonal naive {skill:.2f})" if skill is not None else "")
              + f": {ladders[kind]['reason']}")
 
-    echo(f"3/{DEMO_STEPS} training the chosen model per kind on all data, promoting it")
+    echo(f"3/{DEMO_STEPS} replaying the last {REPLAY_DAYS} days of operation: daily 24 h "
+         "forecasts by the ladder's choice, trained only on data before them")
+    for kind in kinds:
+        n = _replay(settings, kind, REPLAY_DAYS)
+        echo(f"  {kind}: {n:,} forecast rows issued in the past, kept as issued")
+
+    echo(f"4/{DEMO_STEPS} training the chosen model per kind on all data, promoting it")
     trained = {kind: models.train(settings, kind, promote=True) for kind in kinds}
     for kind, t in trained.items():
         kwh = t.get("train_energy_kwh")
         echo(f"  {kind}: {t['model_id']} in {t['train_seconds']:.1f} s"
              + (f", {kwh * 1000:.3f} Wh (estimated)" if kwh is not None else ", energy n/a"))
 
-    echo(f"4/{DEMO_STEPS} forecasting the next 48 h from each kind's last reading")
+    echo(f"5/{DEMO_STEPS} forecasting the next 48 h from each kind's last reading")
     for kind in kinds:
         f = models.forecast(settings, kind, horizon_h=48)
         echo(f"  {kind}: {f['rows']:,} forecast rows issued at {f['issued_at']}")
 
-    echo(f"5/{DEMO_STEPS} evaluating: accuracy as issued and benefit against compute cost")
+    echo(f"6/{DEMO_STEPS} evaluating: accuracy as issued and benefit against compute cost")
     evaluation = energy.evaluate(settings)
 
-    echo(f"6/{DEMO_STEPS} writing dashboards and the HTML report")
+    echo(f"7/{DEMO_STEPS} writing dashboards and the HTML report")
     dash = dashboards.build(workdir / "dashboards")
     report = write_html_report(settings, workdir / "report.html")
 
-    summary = {
+    targets = [_target_summary(settings, k, ladders[k], trained[k]) for k in kinds]
+    summary: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": db.label,
         "duration_s": round(time.perf_counter() - t0, 1),
@@ -209,7 +260,7 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
                               "RAPL counters CPU power is estimated from load x TDP and RAM "
                               "power is a constant: figures are estimates",
         "ingested": ingested,
-        "targets": [_target_summary(settings, k, ladders[k], trained[k]) for k in kinds],
+        "targets": targets,
         "balance_period": evaluation.get("balance_period"),
         "benefit_model": evaluation.get("benefit_model"),
         "dashboards": dash,
@@ -217,11 +268,14 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str),
                                           encoding="utf-8")
-    for t in summary["targets"]:
+    for t in targets:
         net = t["net_kgco2e"]
-        echo(f"  {t['kind']}: compute {t['compute']['total_kwh'] or 0:.6f} kWh, avoided "
-             f"{t['benefit']['avoided_kwh'] or 0:.3f} kWh, net "
-             + (f"{net:+.4f} kgCO2e" if net is not None else "n/a (incomplete measurement)"))
+        spent, avoided = t["compute"]["total_kwh"], t["benefit"]["avoided_kwh"]
+        echo(f"  {t['kind']}: compute "
+             + (f"{spent * 1000:.3f} Wh" if spent is not None else "n/a (not measured)")
+             + ", avoided " + (f"{avoided:,.1f} kWh" if avoided is not None else "n/a")
+             + ", net " + (f"{net:+,.2f} kgCO2e" if net is not None else "n/a")
+             + " (estimates; assumptions in summary.json)")
     echo(f"done in {summary['duration_s']} s: {workdir / 'report.html'}, "
          f"{workdir / 'dashboards'}/, {workdir / 'summary.json'}")
     return workdir

@@ -82,9 +82,10 @@ LEFT JOIN evaluations b ON b.source = 'backtest' AND b.kind = m.kind
      AND b.period_start = m.period_start AND b.period_end = m.period_end
 LEFT JOIN sensors s ON s.sensor_id = m.sensor_id
 WHERE m.source = 'backtest' AND m.kind = %(kind)s AND m.mae IS NOT NULL
+  -- The backtest of a rung stands for every version of it: the ladder backtests the rung
+  -- (registering a candidate), then `train` refits the same rung on all data as a new version.
   AND (m.model_id = %(model)s
-       OR (m.model_id IS NULL AND m.model_name = (SELECT name FROM models
-                                                  WHERE model_id = %(model)s)))
+       OR m.model_name = (SELECT name FROM models WHERE model_id = %(model)s))
 ORDER BY m.evaluated_at DESC, m.period_end DESC
 """
 

@@ -96,6 +96,8 @@ class _Meter:
             )
             if settings.region:
                 kwargs["region"] = settings.region
+            # CodeCarbon logs its init banner before applying log_level: quiet it first.
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
             self.tracker = OfflineEmissionsTracker(**kwargs)
             self.failed = None
         except Exception as exc:  # noqa: BLE001 - measurement must never break the stage

@@ -128,6 +128,7 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
     results: list[dict[str, Any]] = []
     preds: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     fitted: dict[str, Forecaster] = {}
+    train_run_ids: dict[str, str] = {}
     for name, rung in spec["rungs"].items():
         point = make_point(name, rung or {}, num_threads=settings.num_threads,
                            horizon_h=horizon_h)
@@ -141,6 +142,7 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                                 "origins": len(origins), "leads": n_steps}) as pr:
             preds[name] = f.predict(panel, origins, n_steps)
         fitted[name] = f
+        train_run_ids[name] = tr.run_id
         results.append({"name": name, "train_seconds": tr.duration_s,
                         "train_energy_kwh": tr.energy_kwh, "predict_seconds": pr.duration_s,
                         "predict_energy_kwh": pr.energy_kwh})
@@ -180,6 +182,10 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                 energy={"train_kwh": c["train_energy_kwh"],
                         "predict_kwh": c["predict_energy_kwh"]},
                 features=feats, params=params)
+            # The chosen rung's training run is this candidate's training: link it, so the
+            # balance finds what the model cost to train.
+            conn.execute("UPDATE compute_runs SET model_id = %s WHERE run_id = %s",
+                         (row.model_id, train_run_ids[chosen]))
             for r in results:
                 _upsert_evaluations(conn, kind, r["name"],
                                     row.model_id if r["name"] == chosen else None, horizon_h,
