@@ -1,4 +1,4 @@
-"""The ``ecodemo`` command line as a user runs it: help, one-line errors, embedded database, secrets.
+"""The ``ecodemo`` command line as a user runs it: help, errors, embedded database, secrets.
 
 Every command here runs the real CLI in a subprocess against a real PostgreSQL.
 """
