@@ -502,13 +502,14 @@ def _groups(idx: np.ndarray) -> Iterator[tuple[int, int, int]]:
         yield int(idx[a]), a, b
 
 
-def readings_payload(batch: ValidatedBatch, rows: np.ndarray) -> bytes:
-    """Binary COPY stream for ``readings (sensor_id, ts, value, quality_flags)``.
+def readings_payload_chunks(batch: ValidatedBatch, rows: np.ndarray) -> Iterator[bytes]:
+    """Binary COPY stream for ``readings (sensor_id, ts, value, quality_flags)``, in chunks.
 
     The text sensor id is a fixed-width field within one sensor's run of rows, so each run is
-    one NumPy structured array; ``rows`` must be sorted (they are: a subset of a sorted batch).
+    one NumPy structured array (one chunk); ``rows`` must be sorted (they are: a subset of a
+    sorted batch). Chunks let the server start on one sensor while the next is packed.
     """
-    parts = [_COPY_HEADER]
+    yield _COPY_HEADER
     for i, a, b in _groups(batch.idx[rows]):
         name = batch.sensor_ids[i - 1].encode()
         dtype = np.dtype([
@@ -523,9 +524,13 @@ def readings_payload(batch: ValidatedBatch, rows: np.ndarray) -> bytes:
         out["ts"] = batch.ts_us[take] - _PG_EPOCH_US
         out["val"] = batch.value[take]
         out["flags"] = batch.flags[take]
-        parts.append(out.tobytes())
-    parts.append(_COPY_TRAILER)
-    return b"".join(parts)
+        yield out.tobytes()
+    yield _COPY_TRAILER
+
+
+def readings_payload(batch: ValidatedBatch, rows: np.ndarray) -> bytes:
+    """The whole stream of :func:`readings_payload_chunks` as one bytes object."""
+    return b"".join(readings_payload_chunks(batch, rows))
 
 
 def classify(conn: psycopg.Connection, batch: ValidatedBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -577,7 +582,8 @@ def _copy_new_rows(conn: psycopg.Connection, batch: ValidatedBatch, rows: np.nda
         with conn.transaction(), conn.cursor().copy(
             "COPY readings (sensor_id, ts, value, quality_flags) FROM STDIN (FORMAT BINARY)"
         ) as cp:
-            cp.write(readings_payload(batch, rows))
+            for chunk in readings_payload_chunks(batch, rows):
+                cp.write(chunk)
     except psycopg.errors.UniqueViolation:
         return False
     return True
