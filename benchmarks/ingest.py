@@ -1,6 +1,7 @@
 """Ingestion throughput on the Paris bike counters file, side by side with two references.
 
-Usage: ``python benchmarks/ingest.py [--data DIR] [--executemany-sample N] [--repeat K]``
+Usage: ``python benchmarks/ingest.py [--data DIR] [--executemany-sample N] [--repeat K]
+[--compare-with OLD/ingest.py]``
 
 Starts a fresh embedded PostgreSQL (the same wheel ecodemo uses by default) in a temporary
 directory, registers ``sites.csv`` and prints, for the same 460,879 rows:
@@ -12,6 +13,8 @@ directory, registers ``sites.csv`` and prints, for the same 460,879 rows:
 * plain psycopg ``executemany`` INSERT into the same kind of table, on the first N rows
   (default 50,000) and extrapolated to rows/s (it is too slow to run on everything).
 
+``--compare-with`` also runs ``ingest_csv`` of another version of ``ecodemo/store/ingest.py``
+(e.g. ``git show main:src/ecodemo/store/ingest.py > /tmp/old_ingest.py``), under the same load.
 With ``--repeat K`` each measure runs K times (fresh tables each time) and the median is shown:
 the machine is shared, so single runs are noisy. Targets (issue 2): ecodemo >= 1,000,000 rows/s,
 >= 1/3 of raw COPY, >= 10x executemany; re-ingest at least as fast as the first ingest.
@@ -20,6 +23,7 @@ the machine is shared, so single runs are noisy. Targets (issue 2): ecodemo >= 1
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -27,7 +31,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -60,15 +66,16 @@ def _fresh_db(admin_url: str, name: str) -> str:
     return make_conninfo(admin_url, dbname=name)
 
 
-def bench_ecodemo(url: str, data: Path) -> tuple[float, float, int]:
+def bench_ecodemo(url: str, data: Path, ingest: Callable[..., Any] = ingest_csv
+                  ) -> tuple[float, float, int]:
     """(first ingest s, re-ingest s, rows) on a freshly migrated database."""
     migrate.upgrade(url)
     with psycopg.connect(url, autocommit=True) as conn:
         register_sites_csv(conn, data / "sites.csv")
         t0 = time.perf_counter()
-        first = ingest_csv(conn, data / BIKE_FILE)
+        first = ingest(conn, data / BIKE_FILE)
         t1 = time.perf_counter()
-        again = ingest_csv(conn, data / BIKE_FILE)
+        again = ingest(conn, data / BIKE_FILE)
         t2 = time.perf_counter()
         n = conn.execute("SELECT count(*) FROM readings").fetchone()[0]  # type: ignore[index]
     assert first.inserted == n and first.quarantined == 0, first
@@ -90,6 +97,29 @@ def bench_raw_copy(url: str, payload: bytes, n: int) -> float:
         got = conn.execute("SELECT count(*) FROM raw_copy").fetchone()[0]  # type: ignore[index]
     assert got == n
     return seconds
+
+
+def bench_copy_no_key(url: str, payload: bytes) -> float:
+    """Seconds to COPY the same payload into an UNLOGGED table without any key or index."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS raw_nokey")
+        conn.execute(REFERENCE_DDL.format(name="raw_nokey").replace("CREATE TABLE",
+                     "CREATE UNLOGGED TABLE").replace(",\n    PRIMARY KEY (sensor_id, ts))", ")"))
+        t0 = time.perf_counter()
+        with conn.transaction(), conn.cursor().copy(
+            "COPY raw_nokey (sensor_id, ts, value, quality_flags) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            cp.write(payload)
+        return time.perf_counter() - t0
+
+
+def _load_module(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("ecodemo_ingest_compared", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
 
 
 def bench_executemany(url: str, rows: list[tuple[object, ...]]) -> float:
@@ -114,6 +144,8 @@ def main() -> int:
     parser.add_argument("--executemany-sample", type=int, default=50_000,
                         help="rows used for the executemany reference (extrapolated)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measure (median shown)")
+    parser.add_argument("--compare-with", type=Path, default=None,
+                        help="another version of ecodemo/store/ingest.py to time as well")
     args = parser.parse_args()
     if not (args.data / BIKE_FILE).is_file():
         print(f"missing {args.data / BIKE_FILE}; pass --data", file=sys.stderr)
@@ -122,9 +154,16 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="ecodemo-bench-"))
     admin_url = make_conninfo(_start_embedded(state), dbname="postgres")
 
-    first_s, again_s, copy_s, many_s = [], [], [], []
+    old = _load_module(args.compare_with) if args.compare_with else None
+    first_s, again_s, copy_s, nokey_s, many_s = [], [], [], [], []
+    old_first, old_again = [], []
     n = 0
     for k in range(args.repeat):
+        if old is not None:
+            f, a, _ = bench_ecodemo(_fresh_db(admin_url, f"bench_old_{k}"), args.data,
+                                    old.ingest_csv)
+            old_first.append(f)
+            old_again.append(a)
         url = _fresh_db(admin_url, f"bench_{k}")
         f, a, n = bench_ecodemo(url, args.data)
         first_s.append(f)
@@ -136,6 +175,7 @@ def main() -> int:
         batch = validate(table, sensors)
         payload = readings_payload(batch, np.arange(batch.n_good))
         copy_s.append(bench_raw_copy(url, payload, batch.n_good))
+        nokey_s.append(bench_copy_no_key(url, payload))
         m = min(args.executemany_sample, batch.n_good)
         step = max(batch.n_good // m, 1)  # a sample spread over every sensor
         sample = [
@@ -153,16 +193,22 @@ def main() -> int:
     with psycopg.connect(admin_url) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
     print(f"ingest benchmark: {n:,} rows of {BIKE_FILE}, median of {args.repeat} run(s)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, embedded PostgreSQL {version} (default settings)")
+          f"{platform.python_version()}, embedded PostgreSQL {version} (default settings); "
+          f"load average {load} (the cores are shared: figures vary from run to run)")
     print()
     print(f"{'method':58s} {'rows/s':>12s} {'seconds':>8s}")
     lines = [
         ("ecodemo ingest_csv, first ingest (file -> committed)", eco),
         ("ecodemo ingest_csv, re-ingest of unchanged data", re_eco),
         ("raw binary COPY, no validation (in-memory rows, same PK)", raw),
+        ("  for scale: same COPY into an UNLOGGED table with no key", rate(nokey_s)),
         (f"psycopg executemany INSERT ({len(sample):,}-row sample, extrapolated)", many),
     ]
+    if old is not None:
+        lines += [(f"compared version ({args.compare_with.name}), first ingest", rate(old_first)),
+                  (f"compared version ({args.compare_with.name}), re-ingest", rate(old_again))]
     for label, r in lines:
         print(f"{label:58s} {r:12,.0f} {n / r:8.2f}")
     print()
