@@ -1,11 +1,13 @@
 """Validated, idempotent ingestion of long-format readings.
 
-Per batch, in one transaction: validate (vectorised with Arrow/NumPy), binary-COPY the good rows
-into a temporary staging table, then one ``INSERT ... ON CONFLICT`` into ``readings``: new rows
-inserted, a changed value updated, an identical row untouched. Rows that fail validation go to
-``quarantine`` with their reason; the good rows of the same batch still land. Batches commit
-independently, so a failure never loses what earlier batches accepted, and re-running the same
-input is a no-op.
+Per batch, in one transaction: validate (vectorised with Arrow/NumPy), compare the good rows with
+the stored rows of the same sensors and time ranges, binary-COPY the new rows straight into
+``readings`` and upsert the changed ones through a staging table (``INSERT ... ON CONFLICT``):
+new rows inserted, a changed value updated, an identical row untouched (not even rewritten).
+Rows that fail validation go to ``quarantine`` with their reason; the good rows of the same batch
+still land. Batches commit independently, so a failure never loses what earlier batches
+accepted, and re-running the same input is a no-op. Files are read and validated one batch ahead
+in a thread while the server writes the current batch (see ``benchmarks/ingest.py``).
 """
 
 from __future__ import annotations
