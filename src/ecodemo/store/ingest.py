@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,6 +47,7 @@ FLAG_UNIT_CONVERTED = 2
 FLAG_DST_REPEATED = 4
 FLAG_ABOVE_CAPACITY = 32
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 _NUMBER_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _TS_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
@@ -439,15 +441,19 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
 # Rows are sorted by (sensor, ts) in every statement, so overlapping ingests lock rows in the
 # same order; a deadlock or serialisation failure retries the whole batch.
 
+# LATERAL: one index range scan per sensor, whatever else the table holds (a plain join let
+# the planner hash-join a sequential scan of all readings). Bounds are exact timestamptz values.
 _FETCH_EXISTING = """
-SELECT q.i::int4, count(*),
-       string_agg(timestamptz_send(r.ts) || float8send(r.value) || int2send(r.quality_flags),
-                  ''::bytea)
-FROM unnest(%s::text[], %s::int8[], %s::int8[]) WITH ORDINALITY AS q(sensor_id, lo, hi, i)
-JOIN readings r ON r.sensor_id = q.sensor_id
-    AND r.ts BETWEEN TIMESTAMPTZ 'epoch' + q.lo * INTERVAL '1 microsecond'
-                 AND TIMESTAMPTZ 'epoch' + q.hi * INTERVAL '1 microsecond'
-GROUP BY q.i
+SELECT q.i::int4, s.n, s.packed
+FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[])
+     WITH ORDINALITY AS q(sensor_id, lo, hi, i)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n,
+           string_agg(timestamptz_send(r.ts) || float8send(r.value)
+                      || int2send(r.quality_flags), ''::bytea) AS packed
+    FROM readings r
+    WHERE r.sensor_id = q.sensor_id AND r.ts BETWEEN q.lo AND q.hi) s
+WHERE s.n > 0
 """
 #: One stored row as packed by _FETCH_EXISTING: ts (us since 2000), value, quality_flags.
 _STORED_DTYPE = np.dtype([("ts", ">i8"), ("val", ">f8"), ("flags", ">i2")])
@@ -546,8 +552,8 @@ def classify(conn: psycopg.Connection, batch: ValidatedBatch) -> tuple[np.ndarra
     if not groups:
         return new, changed
     names = [batch.sensor_ids[i - 1] for i, _, _ in groups]
-    lo = [int(batch.ts_us[a]) for _, a, _ in groups]
-    hi = [int(batch.ts_us[b - 1]) for _, _, b in groups]
+    lo = [_EPOCH + timedelta(microseconds=int(batch.ts_us[a])) for _, a, _ in groups]
+    hi = [_EPOCH + timedelta(microseconds=int(batch.ts_us[b - 1])) for _, _, b in groups]
     cur = conn.cursor(binary=True)
     for g, count, packed in cur.execute(_FETCH_EXISTING, (names, lo, hi)):
         _, a, b = groups[g - 1]
