@@ -6,6 +6,7 @@ import gzip
 import threading
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -209,3 +210,16 @@ def test_ingest_racing_an_uncommitted_one_falls_back_to_upsert(db_url, tmp_path)
         values = [r[0] for r in c.execute(
             "SELECT value FROM readings WHERE sensor_id = 'bike-a' ORDER BY ts").fetchall()]
     assert values == [*range(5), *range(105, 110), *range(10, 15)]
+
+
+def test_line_numbers_across_batches(conn, small_sites, tmp_path) -> None:
+    base = np.datetime64("2024-01-01T00", "h")
+    rows = [f"{base + i}:00:00+00:00,bike-a,{'x' if i in (1500, 3333) else i},bicycles/h"
+            for i in range(5_000)]
+    p = _write(tmp_path, "lines.csv", rows)
+    res = ingest_csv(conn, p, batch_rows=1_000)  # five batches, carried across Arrow blocks
+    assert (res.read, res.inserted, res.quarantined) == (5_000, 4_998, 2)
+    lines = [r[0] for r in conn.execute("SELECT line_no FROM quarantine ORDER BY 1")]
+    assert lines == [1502, 3335]  # header is line 1, row i is line i + 2
+    again = ingest_csv(conn, p, batch_rows=1_000)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4_998)
