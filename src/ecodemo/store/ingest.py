@@ -562,8 +562,9 @@ def classify(conn: psycopg.Connection, batch: ValidatedBatch) -> tuple[np.ndarra
         ts = batch.ts_us[a:b] - _PG_EPOCH_US
         pos = np.minimum(np.searchsorted(stored["ts"], ts), count - 1)
         hit = stored["ts"][pos] == ts
+        # Bits the quality checks set later are not the source's: ignore them, as _UPSERT does.
         same = hit & (stored["val"][pos] == batch.value[a:b]) \
-            & (stored["flags"][pos] == batch.flags[a:b])
+            & ((stored["flags"][pos] & ~CHECK_FLAGS_MASK) == batch.flags[a:b])
         new[a:b] = ~hit
         changed[a:b] = hit & ~same
     return new, changed
