@@ -23,9 +23,11 @@ the machine is shared, so single runs are noisy. Targets (issue 2): ecodemo >= 1
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -152,6 +154,8 @@ def main() -> int:
         return 2
     warnings.simplefilter("ignore")
     state = Path(tempfile.mkdtemp(prefix="ecodemo-bench-"))
+    # atexit runs last-registered first: this removal runs after the wheel has stopped the server
+    atexit.register(shutil.rmtree, state, ignore_errors=True)
     admin_url = make_conninfo(_start_embedded(state), dbname="postgres")
 
     old = _load_module(args.compare_with) if args.compare_with else None
