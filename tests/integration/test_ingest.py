@@ -6,6 +6,7 @@ import gzip
 import threading
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -170,3 +171,55 @@ def test_concurrent_overlapping_ingests_no_duplicates(db_url, tmp_path) -> None:
     assert sum(r.inserted for r in results) == 53_838
     with psycopg.connect(db_url) as c:
         assert c.execute("SELECT count(*) FROM readings").fetchone()[0] == 53_838
+
+
+def test_ingest_racing_an_uncommitted_one_falls_back_to_upsert(db_url, tmp_path) -> None:
+    """B finds nothing stored, COPYs, waits on A's uncommitted rows, then upserts correctly."""
+    with psycopg.connect(db_url, autocommit=True) as c:
+        p = tmp_path / "sites.csv"
+        p.write_text(SITES)
+        register_sites_csv(c, p)
+    a_rows = [f"2024-05-01T{h:02d}:00:00+00:00,bike-a,{h},bicycles/h" for h in range(10)]
+    # B: hours 0-4 identical, 5-9 corrected, 10-14 new
+    b_rows = a_rows[:5] + [f"2024-05-01T{h:02d}:00:00+00:00,bike-a,{h + 100},bicycles/h"
+                           for h in range(5, 10)]
+    b_rows += [f"2024-05-01T{h:02d}:00:00+00:00,bike-a,{h},bicycles/h" for h in range(10, 15)]
+    file_a, file_b = _write(tmp_path, "a.csv", a_rows), _write(tmp_path, "b.csv", b_rows)
+
+    conn_a = psycopg.connect(db_url)  # not autocommit: A's rows stay uncommitted until commit
+    try:
+        assert ingest_csv(conn_a, file_a).inserted == 10
+        result: list = []
+
+        def run_b() -> None:
+            with psycopg.connect(db_url, autocommit=True) as conn_b:
+                result.append(ingest_csv(conn_b, file_b))
+
+        b = threading.Thread(target=run_b)
+        b.start()
+        b.join(timeout=1.5)
+        assert b.is_alive(), "B should wait on A's uncommitted rows"
+        conn_a.commit()
+        b.join(timeout=60)
+        assert not b.is_alive()
+    finally:
+        conn_a.close()
+    (res,) = result
+    assert (res.inserted, res.updated, res.unchanged) == (5, 5, 5)
+    with psycopg.connect(db_url) as c:
+        values = [r[0] for r in c.execute(
+            "SELECT value FROM readings WHERE sensor_id = 'bike-a' ORDER BY ts").fetchall()]
+    assert values == [*range(5), *range(105, 110), *range(10, 15)]
+
+
+def test_line_numbers_across_batches(conn, small_sites, tmp_path) -> None:
+    base = np.datetime64("2024-01-01T00", "h")
+    rows = [f"{base + i}:00:00+00:00,bike-a,{'x' if i in (1500, 3333) else i},bicycles/h"
+            for i in range(5_000)]
+    p = _write(tmp_path, "lines.csv", rows)
+    res = ingest_csv(conn, p, batch_rows=1_000)  # five batches, carried across Arrow blocks
+    assert (res.read, res.inserted, res.quarantined) == (5_000, 4_998, 2)
+    lines = [r[0] for r in conn.execute("SELECT line_no FROM quarantine ORDER BY 1")]
+    assert lines == [1502, 3335]  # header is line 1, row i is line i + 2
+    again = ingest_csv(conn, p, batch_rows=1_000)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4_998)

@@ -71,11 +71,12 @@ def main() -> None:
         typer.secho("aborted", err=True)
         sys.exit(130)
     except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Typer >= 0.2x vendors its own copy of click, so usage errors are not instances of
+        # click.ClickException: recognise them by their interface (show() and exit_code).
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if state.debug:
             raise
         typer.secho(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug)",

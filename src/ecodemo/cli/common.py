@@ -45,9 +45,10 @@ def database(
         conn.close()
 
 
-def progress_bar() -> Progress:
+def progress_bar(*, transient: bool = False) -> Progress:
+    """A progress bar on stderr, shown only on a terminal (logs and pipes get the summary)."""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err_console,
-        transient=False,
+        transient=transient, disable=not err_console.is_terminal,
     )

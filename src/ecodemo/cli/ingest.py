@@ -32,7 +32,8 @@ def csv_cmd(
         if sites is not None:
             n = register_sites_csv(conn, sites)
             console.print(f"registered {n} site(s) from {sites}")
-        with progress_bar() as bar:
+        # transient: on an error, the one-line message is all that stays on screen
+        with progress_bar(transient=True) as bar:
             task = bar.add_task(f"ingest {path.name}", total=1.0, detail="")
             counts = ingest_csv(
                 conn, path, batch_rows=cfg.ingest_batch_rows,
