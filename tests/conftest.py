@@ -93,3 +93,12 @@ def snapshot_sites(conn: psycopg.Connection) -> int:
     from ecodemo.store.sites import register_sites_csv
 
     return register_sites_csv(conn, SNAPSHOT / "sites.csv")
+
+
+@pytest.fixture(scope="session")
+def filled_store(pg_admin_url: str, template_url: str,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The database and outputs of one real ``ecodemo demo`` run (see tests/pipeline_rows.py)."""
+    from tests.pipeline_rows import demo_store
+
+    yield from demo_store(pg_admin_url, tmp_path_factory)

@@ -135,7 +135,15 @@ def _ingest_snapshot_tracked(settings: Settings, echo: Echo) -> dict[str, Any]:
             total.add(counts)
         with track_run(settings, "ingest", details={"file": WEATHER_FILE}):
             n_weather = ingest_weather_csv(conn, folder / WEATHER_FILE)
-    return {"sites": n_sites, "weather_rows_changed": n_weather, **total.as_dict()}
+        # Data-quality checks (spikes, flat lines, gaps...): flags on readings and the
+        # per-sensor summary the engineers' dashboard shows. Charged to ingestion.
+        from ecodemo.sensors.quality import check_sensor_in_store
+
+        with track_run(settings, "ingest", details={"step": "quality checks"}):
+            checked = [check_sensor_in_store(conn, sid, window_days=400)
+                       for sid in sorted(kind_of)]
+    return {"sites": n_sites, "weather_rows_changed": n_weather,
+            "sensors_checked": len(checked), **total.as_dict()}
 
 
 def _kinds_in_file(path: Path, kind_of: dict[str, str]) -> list[str]:

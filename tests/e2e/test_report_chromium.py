@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecodemo.dashboards.report import write_html_report
-from tests.pipeline_rows import FilledStore, filled_store  # noqa: F401
+from tests.pipeline_rows import FilledStore
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,7 +27,7 @@ def _chromium(tmp: Path, *args: str, size: str = "1280,2400") -> subprocess.Comp
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_report_renders_without_errors(filled_store: FilledStore,  # noqa: F811
+def test_report_renders_without_errors(filled_store: FilledStore,
                                        tmp_path: Path) -> None:
     report = write_html_report(filled_store.settings, tmp_path / "report.html")
     text = report.read_text(encoding="utf-8")

@@ -21,7 +21,7 @@ from ecodemo.dashboards.grafana_sql import (
     panel_interval_ms,
     relative_range,
 )
-from tests.pipeline_rows import FilledStore, filled_store  # noqa: F401
+from tests.pipeline_rows import FilledStore
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 BUDGET_S = 0.200
@@ -118,7 +118,7 @@ def _numeric(v: object) -> bool:
     return isinstance(v, int | float | Decimal) and not isinstance(v, bool)
 
 
-def test_every_panel_query_runs_and_returns_rows(filled_store: FilledStore) -> None:  # noqa: F811
+def test_every_panel_query_runs_and_returns_rows(filled_store: FilledStore) -> None:
     cases = _cases(filled_store)
     assert len(cases) >= 35
     slow: list[str] = []

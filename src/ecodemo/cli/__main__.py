@@ -1,0 +1,5 @@
+"""`python -m ecodemo.cli`: the same as the `ecodemo` command."""
+
+from ecodemo.cli import main
+
+main()

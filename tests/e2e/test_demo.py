@@ -1,0 +1,80 @@
+"""`ecodemo demo` end to end: the real pipeline on the bundled snapshot, its outputs, a rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from ecodemo.units import RENEWABLE_KINDS, TRANSPORT_KINDS
+from tests.pipeline_rows import FilledStore
+
+COMPUTE_KEYS = {"ingest_kwh", "train_kwh", "predict_kwh", "total_kwh", "total_kgco2e", "method"}
+
+
+def test_demo_writes_outputs_and_a_complete_summary(filled_store: FilledStore) -> None:
+    out = filled_store.workdir
+    assert (out / "report.html").stat().st_size > 10_000
+    assert sorted(p.name for p in (out / "dashboards").glob("*.json")) == [
+        "ecodemo-frugality.json", "ecodemo-models.json", "ecodemo-territory.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"generated_at", "database", "targets"} <= summary.keys()
+    kinds = {t["kind"] for t in summary["targets"]}
+    assert kinds & set(RENEWABLE_KINDS) and kinds & set(TRANSPORT_KINDS)
+    for t in summary["targets"]:
+        assert t["sensors"] >= 1 and t["chosen_model"]
+        assert COMPUTE_KEYS <= t["compute"].keys()
+        assert {"avoided_kwh", "avoided_kgco2e", "assumptions"} <= t["benefit"].keys()
+        # every stage the demo ran was measured: no silent zeros, no missing figures
+        assert t["compute"]["train_kwh"] > 0 and t["compute"]["predict_kwh"] > 0
+        assert t["compute"]["total_kwh"] >= t["compute"]["train_kwh"]
+        assert "estimated" in t["compute"]["method"] or "RAPL" in t["compute"]["method"]
+        assert t["benefit"]["assumptions"], "assumptions are printed with the numbers"
+        if t["net_kgco2e"] is not None:
+            assert abs(t["net_kgco2e"] - (t["benefit"]["avoided_kgco2e"]
+                                          - t["compute"]["total_kgco2e"])) < 1e-6
+    # the demo printed its progress and where the outputs are
+    assert filled_store.log[-1].startswith("done in")
+    assert str(out / "summary.json") in filled_store.log[-1]
+
+
+def test_demo_leaves_complete_rows_in_every_table(filled_store: FilledStore) -> None:
+    with psycopg.connect(filled_store.url) as c:
+        for table in ("readings", "models", "model_choices", "forecasts", "compute_runs",
+                      "evaluations", "balances"):
+            assert c.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, table
+        stages = {r[0] for r in c.execute("SELECT DISTINCT stage FROM compute_runs")}
+        assert {"ingest", "train", "predict", "backtest", "evaluate"} <= stages
+        # a complete row per run: energy and method, never a silent 0 for a failed measurement
+        incomplete = c.execute(
+            "SELECT count(*) FROM compute_runs WHERE energy_kwh IS NULL OR measurement_method "
+            "IS NULL OR duration_s IS NULL OR codecarbon_version IS NULL").fetchone()[0]
+        assert incomplete == 0
+        # one promoted model per kind, and live accuracy of forecasts as issued
+        promoted = c.execute("SELECT kind, count(*) FROM models WHERE status = 'promoted' "
+                             "GROUP BY kind").fetchall()
+        assert promoted and all(n == 1 for _k, n in promoted)
+        assert c.execute("SELECT count(*) FROM evaluations WHERE source = 'live'").fetchone()[0]
+
+
+def test_demo_cli_rerun_in_the_same_directory_is_safe(filled_store: FilledStore) -> None:
+    """Second run through the CLI, same database and workdir: readings unchanged, outputs fresh."""
+    with psycopg.connect(filled_store.url) as c:
+        before = c.execute("SELECT count(*), sum(value) FROM readings").fetchone()
+    env = {**os.environ,
+           "ECODEMO_DATABASE_URL": filled_store.url,
+           "ECODEMO_STATE_DIR": str(filled_store.settings.state_dir),
+           "ECODEMO_MODELS_DIR": str(filled_store.settings.models_dir)}
+    workdir: Path = filled_store.workdir
+    first_mtime = (workdir / "summary.json").stat().st_mtime
+    proc = subprocess.run([sys.executable, "-m", "ecodemo.cli", "demo", "--workdir", str(workdir)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 inserted, 0 updated" in proc.stdout
+    assert (workdir / "summary.json").stat().st_mtime > first_mtime
+    with psycopg.connect(filled_store.url) as c:
+        assert c.execute("SELECT count(*), sum(value) FROM readings").fetchone() == before
