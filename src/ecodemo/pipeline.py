@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ecodemo.config import Settings
+from ecodemo.errors import ConfigError
 from ecodemo.snapshot import SERIES_FILES, SITES_FILE, WEATHER_FILE, snapshot_dir
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
@@ -56,6 +57,186 @@ def ingest_snapshot(settings: Settings, echo: Echo = log.info) -> dict[str, Any]
 #   ecodemo.models.stages.kinds_with_data(settings) -> list[str]
 #   ecodemo.energy.stages.evaluate(settings, period_start=None, period_end=None)   (tracked)
 #   ecodemo.dashboards.stages.publish(settings, out_dir=None)
+#
+# The wrappers below are what the Airflow tasks (dags/) call: one call per task, with the
+# task's data interval passed explicitly so each run is scoped to it and can be rerun safely.
+
+SNAPSHOT_SOURCE = "snapshot"  # the bundled real data: what the tests and the demo ingest
+
+
+def _stage(module: str, name: str) -> Callable[..., Any]:
+    """``ecodemo.<module>.stages.<name>``, imported on first use (keeps DAG parsing light)."""
+    from importlib import import_module
+
+    try:
+        mod = import_module(f"ecodemo.{module}.stages")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(f"ecodemo.{module}"):
+            raise ConfigError(f"stage ecodemo.{module}.stages.{name} is not available "
+                              f"in this installation") from exc
+        raise
+    func: Callable[..., Any] = getattr(mod, name)
+    return func
+
+
+def _has_stages(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(f"ecodemo.{module}.stages") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def sources(settings: Settings) -> list[str]:
+    """Names of the enabled sources to ingest: the catalogue's, plus the bundled snapshot."""
+    names: list[str] = []
+    if _has_stages("sensors"):
+        for item in _stage("sensors", "list_sources")(settings):
+            if isinstance(item, str):
+                names.append(item)
+            elif item.get("enabled", True):
+                names.append(str(item["name"]))
+    if SNAPSHOT_SOURCE not in names:
+        names.append(SNAPSHOT_SOURCE)
+    return names
+
+
+def ingest(settings: Settings, source: str, interval_start: datetime | None = None,
+           interval_end: datetime | None = None) -> dict[str, Any]:
+    """Ingest one source for ``[interval_start, interval_end)``, measured as an "ingest" run.
+
+    Idempotent (readings are keyed by sensor and time). The bundled snapshot has no interval:
+    it is ingested once per content version (a fingerprint in ``ingested_files``), so the hourly
+    DAG does not re-read it every hour; later runs return ``{"skipped": ...}`` at once.
+    """
+    from ecodemo.energy.tracker import track_run
+
+    details = {"source": source,
+               "interval_start": interval_start.isoformat() if interval_start else None,
+               "interval_end": interval_end.isoformat() if interval_end else None}
+    with track_run(settings, "ingest", details=details) as run:
+        if source == SNAPSHOT_SOURCE:
+            result = _ingest_snapshot_once(settings)
+        else:
+            result = _stage("sensors", "ingest_source")(settings, source, interval_start,
+                                                        interval_end)
+        run.details.update({k: v for k, v in result.items() if isinstance(v, int | str)})
+    return {"source": source, **details, **result, "run_id": run.run_id,
+            "energy_kwh": run.energy_kwh}
+
+
+def _ingest_snapshot_once(settings: Settings) -> dict[str, Any]:
+    from ecodemo.scheduling import folder_fingerprint
+
+    folder = snapshot_dir()
+    files = [SITES_FILE, WEATHER_FILE, *SERIES_FILES]
+    fingerprint = folder_fingerprint(folder, files)
+    db = open_database(settings)
+    migrate.upgrade(db.url)
+    with db.connect(autocommit=True) as conn:
+        done = conn.execute("SELECT ingested_at FROM ingested_files WHERE content_sha256 = %s",
+                            (fingerprint,)).fetchone()
+    if done is not None:
+        return {"skipped": f"bundled snapshot {fingerprint[:12]} already ingested "
+                           f"at {done[0].isoformat()}"}
+    counts = ingest_snapshot(settings)
+    with db.connect(autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingested_files (content_sha256, path, counts) VALUES (%s, %s, %s::jsonb)"
+            " ON CONFLICT (content_sha256) DO NOTHING",
+            (fingerprint, f"bundled snapshot {folder}", json.dumps(counts, default=str)),
+        )
+    return counts
+
+
+def kinds(settings: Settings, *, with_model: bool = False) -> list[str]:
+    """Kinds to map over: with readings, or (``with_model``) with a promoted model."""
+    from ecodemo.scheduling import kinds_with_promoted_model, kinds_with_readings
+
+    if not with_model and _has_stages("models"):
+        return list(_stage("models", "kinds_with_data")(settings))
+    with open_database(settings).connect() as conn:
+        return kinds_with_promoted_model(conn) if with_model else kinds_with_readings(conn)
+
+
+def kinds_due_for_training(settings: Settings, *, force: bool) -> list[dict[str, Any]]:
+    """Per kind with readings: whether training is due (see ecodemo.scheduling)."""
+    from ecodemo.scheduling import kinds_due_for_training as due
+
+    with open_database(settings).connect() as conn:
+        return due(conn, force=force)
+
+
+def low_carbon_window(settings: Settings, deadline: datetime,
+                      now: datetime | None = None, zone: str = "FR") -> dict[str, Any]:
+    """Is now a low-carbon moment to train (or is the deadline reached)? See ecodemo.scheduling."""
+    from ecodemo.scheduling import low_carbon_window as decide
+
+    with open_database(settings).connect() as conn:
+        return decide(conn, now=now or datetime.now(UTC), deadline=deadline, zone=zone).as_dict()
+
+
+def run_ladder(settings: Settings, kind: str) -> dict[str, Any]:
+    """Backtest the model ladder for one kind and record the choice (measured)."""
+    result = _stage("models", "run_ladder")(settings, kind)
+    return {"kind": kind, **result}
+
+
+def train(settings: Settings, kind: str) -> dict[str, Any]:
+    """Train the chosen model for one kind, register and promote it (measured)."""
+    result = _stage("models", "train")(settings, kind, promote=True)
+    return {"kind": kind, **result}
+
+
+def forecast(settings: Settings, kind: str, issued_at: datetime,
+             horizon_h: int = 48) -> dict[str, Any]:
+    """Forecast the next ``horizon_h`` hours for one kind with its promoted model (measured).
+
+    ``issued_at`` (normally the end of the task's data interval) is moved back to the kind's
+    latest reading, floored to the hour, when the data stops earlier (a late feed, or the
+    historical bundled snapshot): a forecast is issued from what was known, never from a future
+    it did not see. The same interval therefore always gives the same forecast keys: reruns
+    overwrite, they do not add rows.
+    """
+    effective = _issue_time(settings, kind, issued_at)
+    result = _stage("models", "forecast")(settings, kind, issued_at=effective,
+                                          horizon_h=horizon_h)
+    return {"kind": kind, "requested_issued_at": issued_at.isoformat(),
+            "issued_at": effective.isoformat(), **result}
+
+
+def _issue_time(settings: Settings, kind: str, requested: datetime) -> datetime:
+    with open_database(settings).connect() as conn:
+        row = conn.execute(
+            """SELECT max(r.ts) FROM readings r JOIN sensors s USING (sensor_id)
+               WHERE s.kind = %s AND s.enabled AND r.ts <= %s""", (kind, requested)
+        ).fetchone()
+    latest = row[0] if row else None
+    if latest is None or latest >= requested:
+        return requested
+    return latest.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def evaluate(settings: Settings, start: datetime | None = None,
+             end: datetime | None = None) -> dict[str, Any]:
+    """Accuracy of the forecasts as issued and benefit versus cost over ``[start, end)``."""
+    result = _stage("energy", "evaluate")(settings, period_start=start, period_end=end)
+    return {"period_start": start.isoformat() if start else None,
+            "period_end": end.isoformat() if end else None, **result}
+
+
+def grafana_configured(settings: Settings) -> bool:
+    """True when a Grafana URL is set (ECODEMO_GRAFANA_URL): publishing has somewhere to go."""
+    return bool(settings.grafana_url)
+
+
+def publish(settings: Settings) -> dict[str, Any]:
+    """Dashboards and annotations to Grafana; ``{"skipped": ...}`` when Grafana is not set."""
+    if not grafana_configured(settings):
+        return {"skipped": "ECODEMO_GRAFANA_URL is not set"}
+    result: dict[str, Any] = _stage("dashboards", "publish")(settings)
+    return result
 
 
 def store_summary(settings: Settings) -> list[dict[str, Any]]:
