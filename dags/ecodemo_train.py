@@ -72,8 +72,8 @@ def ecodemo_train() -> None:
         from ecodemo import pipeline
 
         # Only an Asset-triggered run is conditional; weekly and manual runs train everything.
-        force = str(getattr(dag_run, "run_type", "manual")) not in ("asset_triggered",
-                                                                    "DagRunType.ASSET_TRIGGERED")
+        run_type = getattr(dag_run, "run_type", "manual")
+        force = getattr(run_type, "value", run_type) != "asset_triggered"
         due = pipeline.kinds_due_for_training(settings(), force=force)
         for d in due:
             print(f"{d['kind']}: {'due' if d['due'] else 'not due'} ({d['reason']})")
