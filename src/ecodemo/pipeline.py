@@ -199,14 +199,15 @@ def forecast(settings: Settings, kind: str, issued_at: datetime,
     it did not see. The same interval therefore always gives the same forecast keys: reruns
     overwrite, they do not add rows.
     """
-    effective = _issue_time(settings, kind, issued_at)
+    effective = issue_time(settings, kind, issued_at)
     result = _stage("models", "forecast")(settings, kind, issued_at=effective,
                                           horizon_h=horizon_h)
     return {"kind": kind, "requested_issued_at": issued_at.isoformat(),
             "issued_at": effective.isoformat(), **result}
 
 
-def _issue_time(settings: Settings, kind: str, requested: datetime) -> datetime:
+def issue_time(settings: Settings, kind: str, requested: datetime) -> datetime:
+    """``requested``, or the kind's latest reading (floored to the hour) when data stops earlier."""
     with open_database(settings).connect() as conn:
         row = conn.execute(
             """SELECT max(r.ts) FROM readings r JOIN sensors s USING (sensor_id)
