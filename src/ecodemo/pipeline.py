@@ -189,7 +189,7 @@ def train(settings: Settings, kind: str) -> dict[str, Any]:
     return {"kind": kind, **result}
 
 
-def forecast(settings: Settings, kind: str, issued_at: datetime,
+def forecast(settings: Settings, kind: str, issued_at: datetime | None = None,
              horizon_h: int = 48) -> dict[str, Any]:
     """Forecast the next ``horizon_h`` hours for one kind with its promoted model (measured).
 
@@ -197,8 +197,11 @@ def forecast(settings: Settings, kind: str, issued_at: datetime,
     latest reading, floored to the hour, when the data stops earlier (a late feed, or the
     historical bundled snapshot): a forecast is issued from what was known, never from a future
     it did not see. The same interval therefore always gives the same forecast keys: reruns
-    overwrite, they do not add rows.
+    overwrite, they do not add rows. ``None`` (an Airflow 3 manual run has no data interval)
+    means the current hour.
     """
+    if issued_at is None:
+        issued_at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     effective = issue_time(settings, kind, issued_at)
     result = _stage("models", "forecast")(settings, kind, issued_at=effective,
                                           horizon_h=horizon_h)
