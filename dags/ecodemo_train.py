@@ -41,12 +41,13 @@ Asset (the hourly ingest). `kinds_due` decides what to train:
   with nothing to map.
 
 `low_carbon_window` is a sensor in **reschedule** mode (it frees its worker slot between pokes,
-every {POKE_INTERVAL.seconds // 60} min): it lets training start when the latest French grid
-carbon intensity collected in `grid_intensity` is among the cleanest 30 % of the last 7 days (or
-under 30 gCO2e/kWh), or straight away when no recent intensity was collected (it cannot tell, so
-it does not wait blind). **Deadline:** {MAX_WAIT.seconds // 3600} h after the run was due the
-sensor itself decides to proceed, whatever the grid; its Airflow `timeout` (one hour later) is
-only a backstop. The decision and its reason are the sensor's XCom.
+every {POKE_INTERVAL.seconds // 60} min): it lets training start when the latest grid carbon
+intensity collected in `grid_intensity` (zone `ECODEMO_GRID_ZONE`, default FR: RTE éCO2mix
+`taux_co2`, fetched by the sensors' ODRE connector) is among the cleanest 30 % of the last
+7 days (or under 30 gCO2e/kWh), or straight away when no recent intensity was collected (it
+cannot tell, so it does not wait blind). **Deadline:** {MAX_WAIT.seconds // 3600} h after the
+run was due the sensor itself decides to proceed, whatever the grid; its Airflow `timeout` (one
+hour later) is only a backstop. The decision and its reason are the sensor's XCom.
 
 Then, per due kind (mapped): `choose_model` backtests the model ladder (baselines, then LightGBM
 sizes) and records the cheapest model that does the job; `train_model` trains it on all data,

@@ -169,12 +169,16 @@ def kinds_due_for_training(settings: Settings, *, force: bool) -> list[dict[str,
 
 
 def low_carbon_window(settings: Settings, deadline: datetime,
-                      now: datetime | None = None, zone: str = "FR") -> dict[str, Any]:
-    """Is now a low-carbon moment to train (or is the deadline reached)? See ecodemo.scheduling."""
+                      now: datetime | None = None) -> dict[str, Any]:
+    """Is now a low-carbon moment to train (or is the deadline reached)? See ecodemo.scheduling.
+
+    Uses the grid intensity collected for ``settings.grid_zone`` (ECODEMO_GRID_ZONE).
+    """
     from ecodemo.scheduling import low_carbon_window as decide
 
     with open_database(settings).connect() as conn:
-        return decide(conn, now=now or datetime.now(UTC), deadline=deadline, zone=zone).as_dict()
+        return decide(conn, now=now or datetime.now(UTC), deadline=deadline,
+                      zone=settings.grid_zone).as_dict()
 
 
 def run_ladder(settings: Settings, kind: str) -> dict[str, Any]:
