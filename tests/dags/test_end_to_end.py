@@ -63,6 +63,7 @@ def test_dags_end_to_end_on_the_snapshot(run_dags: Callable[..., dict[str, Any]]
     for run in first["runs"].values():
         _assert_all_succeeded(run, first["log"])
     after_first = _counts(db_url)
+    print(f"rows after the first pass: {after_first}")
     for table, n in after_first.items():
         assert n > 0, f"no rows in {table} after the first pass"
     with psycopg.connect(db_url) as conn:
