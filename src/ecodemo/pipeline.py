@@ -112,21 +112,26 @@ def sources(settings: Settings) -> list[str]:
 
 
 def ingest(settings: Settings, source: str, interval_start: datetime | None = None,
-           interval_end: datetime | None = None) -> dict[str, Any]:
-    """Ingest one source for ``[interval_start, interval_end)``; measured as an "ingest" run.
+           interval_end: datetime | None = None, *, resume: bool = False) -> dict[str, Any]:
+    """Ingest one source for its data interval; measured as an "ingest" run. Idempotent.
 
-    Idempotent (readings are keyed by sensor and time). Catalogue sources go to
-    ``ecodemo.sensors.stages.ingest_source``, which measures its own run. The bundled snapshot
-    has no interval: it is ingested once per content version (a fingerprint in
-    ``ingested_files``), so the hourly DAG does not re-read it every hour; later runs return
-    ``{"skipped": ...}`` at once (still measured: the check itself costs a little).
+    Catalogue sources go to ``ecodemo.sensors.stages.ingest_source`` (which measures its own
+    run). With ``resume`` (the scheduled hourly runs), each sensor resumes after its last stored
+    reading, up to ``interval_end``: open data is often published hours or a day late, and a
+    strict one-hour window would miss what arrives late for good. Without it (a rerun or a
+    backfill of a given interval) exactly ``[interval_start, interval_end)`` is fetched again.
+    Readings are keyed by sensor and time, so either way a rerun adds nothing.
+
+    The bundled snapshot has no interval: it is ingested once per content version (a
+    fingerprint in ``ingested_files``), so the hourly DAG does not re-read it every hour; later
+    runs return ``{"skipped": ...}`` at once (still measured: the check itself costs a little).
     """
-    details = {"source": source,
+    start = None if resume else interval_start
+    details = {"source": source, "mode": "resume" if resume else "interval",
                "interval_start": interval_start.isoformat() if interval_start else None,
                "interval_end": interval_end.isoformat() if interval_end else None}
     if source != SNAPSHOT_SOURCE:
-        result = _stage("sensors", "ingest_source")(settings, source, interval_start,
-                                                    interval_end)
+        result = _stage("sensors", "ingest_source")(settings, source, start, interval_end)
         return {**details, **result, "source": source}
     from ecodemo.energy.tracker import track_run
 
