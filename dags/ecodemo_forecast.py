@@ -24,7 +24,7 @@ past forecasts are kept so accuracy is measured on what was known at issue time.
 measured as a `predict` row in `compute_runs`.
 
 Emits the `ecodemo_forecasts` Asset when at least one kind was forecast (the publish DAG
-listens).
+listens); `all_kinds_forecast` fails the run when any kind failed.
 """
 
 
@@ -55,7 +55,14 @@ def ecodemo_forecast() -> None:
     def forecasts_updated(results: list[dict[str, Any]]) -> dict[str, Any]:
         return {"kinds": [r["kind"] for r in results if r]}
 
-    forecasts_updated(forecast.expand(kind=kinds_with_model()))
+    @task
+    def all_kinds_forecast() -> None:
+        """A leaf that needs every kind: one failed kind fails the run (visible), while
+        ``forecasts_updated`` still announces the others."""
+
+    forecasts = forecast.expand(kind=kinds_with_model())
+    forecasts_updated(forecasts)
+    forecasts >> all_kinds_forecast()
 
 
 forecast_dag = ecodemo_forecast()

@@ -25,7 +25,8 @@ CodeCarbon as an `ingest` row in `compute_runs` (energy is estimated on machines
 counters; the row says how).
 
 When at least one source succeeded, `readings_updated` emits the `ecodemo_readings` Asset, which
-the training DAG watches. Trigger with conf `{"sources": ["snapshot"]}` to run only some sources.
+the training DAG watches; `all_sources_ingested` fails the run when any source failed.
+Trigger with conf `{"sources": ["snapshot"]}` to run only some sources.
 
 Settings come from the environment (`ECODEMO_DATABASE_URL`, ...): see the README.
 """
@@ -77,7 +78,14 @@ def ecodemo_ingest() -> None:
                 "inserted": sum(int(r.get("inserted", 0) or 0) for r in ok),
                 "updated": sum(int(r.get("updated", 0) or 0) for r in ok)}
 
-    readings_updated(ingest.expand(source=enabled_sources()))
+    @task
+    def all_sources_ingested() -> None:
+        """A leaf that needs every source: a failed source fails the run (visible), while
+        ``readings_updated`` above still announces what the other sources brought."""
+
+    ingested = ingest.expand(source=enabled_sources())
+    readings_updated(ingested)
+    ingested >> all_sources_ingested()
 
 
 ingest_dag = ecodemo_ingest()

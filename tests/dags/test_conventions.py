@@ -71,3 +71,20 @@ def test_mapping_and_low_carbon_sensor(dags: dict[str, Any]) -> None:
     assert sensor["mode"] == "reschedule"     # frees its worker slot between pokes
     assert sensor["timeout_s"] and sensor["timeout_s"] <= 12 * 3600
     assert "low_carbon_window" in tasks["choose_model"]["upstream"]
+
+
+@pytest.mark.parametrize(("dag_id", "mapped", "announce", "leaf"), [
+    ("ecodemo_ingest", "ingest", "readings_updated", "all_sources_ingested"),
+    ("ecodemo_forecast", "forecast", "forecasts_updated", "all_kinds_forecast"),
+])
+def test_partial_failure_announces_but_fails_the_run(dags: dict[str, Any], dag_id: str,
+                                                      mapped: str, announce: str,
+                                                      leaf: str) -> None:
+    tasks = {t["task_id"]: t for t in dags[dag_id]["tasks"]}
+    # The Asset is emitted when at least one mapped task succeeded ...
+    assert tasks[announce]["trigger_rule"] == "all_done_min_one_success"
+    assert tasks[announce]["outlets"] and mapped in tasks[announce]["upstream"]
+    # ... and a leaf that needs them all makes a failed source or kind fail the run.
+    assert tasks[leaf]["trigger_rule"] == "all_success" and tasks[leaf]["upstream"] == [mapped]
+    downstream = {u for t in tasks.values() for u in t["upstream"]}
+    assert leaf not in downstream
