@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ DAGS = REPO / "dags"
 HERE = Path(__file__).resolve().parent
 META_DB = "airflow_meta"
 
-pytest.importorskip("airflow", reason="Airflow is an optional extra: pip install '.[airflow]'")
+# Checked without importing it: importing Airflow here would configure it for this process
+# (and create ~/airflow). Every Airflow call below runs in a subprocess.
+if find_spec("airflow") is None:
+    pytest.skip("Airflow is an optional extra: pip install '.[airflow]'", allow_module_level=True)
 
 
 def sqlalchemy_url(libpq_url: str, dbname: str) -> str:
