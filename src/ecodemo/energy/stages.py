@@ -52,9 +52,12 @@ def evaluate(settings: Settings, period_start: datetime | None = None,
             frame = accuracy.forecasts_with_actuals(conn, period_start, period_end)
             live_rows: list[dict[str, Any]] = []
             if not frame.empty:
-                e_start = period_start or frame["ts"].min().to_pydatetime()
-                e_end = period_end or frame["ts"].max().to_pydatetime()
-                live_rows = accuracy.live_evaluation_rows(frame, e_start, e_end)
+                # Without a given period, each kind's own forecast span (kinds' data can be
+                # years apart, as in the bundled snapshot).
+                for _kind, kf in frame.groupby("kind", sort=True):
+                    e_start = period_start or kf["ts"].min().to_pydatetime()
+                    e_end = period_end or kf["ts"].max().to_pydatetime()
+                    live_rows += accuracy.live_evaluation_rows(kf, e_start, e_end)
                 accuracy.write_evaluations(conn, live_rows)
 
             if period_start is None or period_end is None:
