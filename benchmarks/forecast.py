@@ -33,7 +33,9 @@ from ecodemo.models.metrics import ALL, score
 from ecodemo.models.panel import Panel, SensorMeta, panel_from_long
 from ecodemo.models.specs import load_ladder_spec
 
-DEFAULT_DATA = Path("/work/shared/data")
+# The project's development data set (not bundled: large); ECODEMO_DEV_DATA_DIR overrides.
+DEFAULT_DATA = Path(os.environ.get("ECODEMO_DEV_DATA_DIR")
+                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 FOLDS, HORIZON_H = 28, 24
 
 

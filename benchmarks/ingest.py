@@ -141,7 +141,9 @@ def bench_executemany(url: str, rows: list[tuple[object, ...]]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"),
+    parser.add_argument("--data", type=Path, default=Path(
+                            os.environ.get("ECODEMO_DEV_DATA_DIR")
+                            or Path(__file__).resolve().parents[1].parent / "shared" / "data"),
                         help="folder with sites.csv and the Paris bike counters file")
     parser.add_argument("--executemany-sample", type=int, default=50_000,
                         help="rows used for the executemany reference (extrapolated)")

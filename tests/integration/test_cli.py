@@ -6,6 +6,7 @@ Every command here runs the real CLI in a subprocess against a real PostgreSQL.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ SITES = """site_id,name,kind,latitude,longitude,unit
 bike-a,Bike A,bike,48.85,2.35,bicycles/h
 bike-b,Bike B,bike,48.86,2.36,bicycles/h
 """
-SHARED = Path("/work/shared/data")
+# The project's development data set (not bundled: large); ECODEMO_DEV_DATA_DIR overrides.
+SHARED = Path(os.environ.get("ECODEMO_DEV_DATA_DIR")
+                    or Path(__file__).resolve().parents[2].parent / "shared" / "data")
 PARIS_BIKE = SHARED / "transport_paris_bike_counters_hourly.csv.gz"
 PARIS_BIKE_ROWS = 460_879
 
