@@ -647,7 +647,10 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
                 raise
             time.sleep(0.05 * (2**attempt))
         except psycopg.OperationalError as exc:
-            raise DatabaseError(f"ingestion of {source} interrupted: {exc}".strip()) from exc
+            # libpq's messages span lines ("server closed the connection unexpectedly\n\tThis
+            # probably means..."): the CLI prints one line, so fold them.
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise DatabaseError(f"ingestion of {source} interrupted: {detail}") from exc
     counts.inserted, counts.updated = inserted, updated
     counts.unchanged = batch.n_good - inserted - updated
     counts.quarantined = len(batch.rejected)
