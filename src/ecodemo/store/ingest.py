@@ -66,6 +66,9 @@ _COPY_DTYPE = np.dtype(
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 REQUIRED_COLUMNS = ("timestamp", "value", "unit")
+#: Accepted reading times, microseconds since 1970 UTC: [1900-01-01, 2200-01-01).
+TS_MIN_US = -2_208_988_800_000_000
+TS_MAX_US = 7_258_118_400_000_000
 COUNT_MAX = {"count_per_hour": 100_000.0, "count_per_day": 2_000_000.0, "count": 2_000_000.0}
 #: Without a declared capacity, small negative power down to this (in W) is kept and flagged.
 DEFAULT_NEGATIVE_POWER_W = 5e6
@@ -192,16 +195,16 @@ def _parse_timestamps(ts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
             sub = pc.replace_substring(sub, " ", "T", max_replacements=1)
         try:
             parsed = pc.cast(sub, target).cast(pa.int64()).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:
-            # A well-formed but impossible stamp (month 13...): parse one by one.
+        except (pa.ArrowInvalid, OverflowError):
+            # A well-formed but impossible stamp (month 13...) or one beyond the int64
+            # microsecond range (year 0000 with an offset): parse with pandas, NaT where it
+            # cannot; NaT's int64 is INT64_MIN, the "unparsed" marker.
             parsed_series = pd.to_datetime(
-                pd.Series(sub.to_pylist()), format="ISO8601", errors="coerce",
+                pd.Series(sub.to_pylist(), dtype=object), format="ISO8601", errors="coerce",
                 utc=target.tz is not None,
             )
-            parsed = np.array(
-                [np.iinfo(np.int64).min if pd.isna(x) else x.value // 1000 for x in parsed_series],
-                dtype=np.int64,
-            )
+            parsed = np.asarray(pd.DatetimeIndex(parsed_series).as_unit("us").asi8,
+                                dtype=np.int64)
         us[mask] = parsed
     return us, aware, well_formed
 
@@ -350,7 +353,11 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
                               for t in raw_ts])
     unparsed = well_formed & (ts_us == np.iinfo(np.int64).min)
     why.reject(unparsed, "timestamp is not a valid date/time")
-    naive = well_formed & ~aware & ~unparsed & known[sid_codes]
+    # Outside these years a stamp is a typo, and naive ones could not be localised (pandas
+    # works in nanoseconds: years 1677-2262).
+    out_of_range = well_formed & ~unparsed & ((ts_us < TS_MIN_US) | (ts_us >= TS_MAX_US))
+    why.reject(out_of_range, "timestamp outside the years 1900-2199")
+    naive = well_formed & ~aware & ~unparsed & ~out_of_range & known[sid_codes]
     if naive.any():
         tz_of = np.array([i.timezone if i is not None else "UTC" for i in infos], dtype=object)
         row_tz = tz_of[sid_codes]
@@ -649,8 +656,7 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
         except psycopg.OperationalError as exc:
             # libpq's messages span lines ("server closed the connection unexpectedly\n\tThis
             # probably means..."): the CLI prints one line, so fold them.
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise DatabaseError(f"ingestion of {source} interrupted: {detail}") from exc
+            raise DatabaseError(f"ingestion of {source} interrupted: {_one_line(exc)}") from exc
     counts.inserted, counts.updated = inserted, updated
     counts.unchanged = batch.n_good - inserted - updated
     counts.quarantined = len(batch.rejected)
@@ -674,6 +680,11 @@ def ingest_table(conn: psycopg.Connection, table: pa.Table, source: str,
 
 
 # --------------------------------------------------------------------------- CSV files
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (the CLI prints one line per error)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _open_stream(path: Path) -> tuple[pa.NativeFile, pa.OSFile]:
@@ -700,12 +711,14 @@ def iter_csv_batches(path: Path, batch_rows: int) -> Iterator[tuple[pa.Table, in
                 strings_can_be_null=False,
             ),
         )
-    except pa.ArrowInvalid as exc:
-        raise InputError(f"not a readable CSV file: {exc}", source=str(path)) from exc
-    names = reader.schema.names
+        names = reader.schema.names  # decodes the header: may fail on non-UTF-8 bytes
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:  # OSError: broken gzip
+        stream.close()
+        raise InputError(f"not a readable CSV file: {_one_line(exc)}", source=str(path)) from exc
     id_col = "site_id" if "site_id" in names else "sensor_id"
     missing = [c for c in (*REQUIRED_COLUMNS, id_col) if c not in names]
     if missing:
+        stream.close()
         raise InputError(
             f"missing column(s) {', '.join(missing)}; expected timestamp,site_id,value,unit",
             source=str(path), line=1,
@@ -723,9 +736,10 @@ def iter_csv_batches(path: Path, batch_rows: int) -> Iterator[tuple[pa.Table, in
             pending_rows += rb.num_rows
         except StopIteration:
             done = True
-        except pa.ArrowInvalid as exc:
-            raise InputError(f"malformed CSV near line {next_line + pending_rows}: {exc}",
-                             source=str(path)) from exc
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:  # OSError: broken gzip
+            stream.close()
+            raise InputError(f"malformed CSV near line {next_line + pending_rows}: "
+                             f"{_one_line(exc)}", source=str(path)) from exc
         # Exactly batch_rows per batch (the last one smaller): Arrow's blocks do not line up
         # with batches, so the remainder is carried over (zero-copy slices).
         while pending_rows >= batch_rows or (done and pending_rows):
