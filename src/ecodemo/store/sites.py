@@ -198,8 +198,8 @@ def register_sites(conn: psycopg.Connection, sites: Iterable[Site]) -> int:
             except psycopg.errors.DataError as exc:
                 # e.g. a resolution PostgreSQL cannot read as an interval: the file's fault
                 first = " ".join(str(exc).split())[:200]
-                raise InputError(f"site '{s.site_id[:80]}' rejected by the database: {first}",
-                                 field="site") from exc
+                raise InputError(
+                    f"site '{s.site_id[:80]}' rejected by the database: {first}") from exc
             n += 1
     return n
 
