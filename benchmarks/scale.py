@@ -1,0 +1,261 @@
+"""Metropolitan scale on one small machine: 1,000 sensors x 1 year hourly (8.76 M readings).
+
+Usage: ``python benchmarks/scale.py [--sensors N] [--days D] [--only ingest] [--keep DIR]``
+
+Starts a fresh embedded PostgreSQL in a temporary directory (the same wheel ecodemo uses by
+default), simulates the fleet with ``ecodemo.sensors.simulator`` (six kinds in turn, spread over
+mainland France), writes it as a long-format CSV, then measures, through ecodemo's own stage
+functions:
+
+* ingest: ``ingest_csv`` of the whole file (validated, committed rows), and the re-ingest of
+  the unchanged file (every row compared, nothing written);
+* training: ``ecodemo.models.stages.train`` per kind (the ladder spec's default rung), wall
+  time and the energy CodeCarbon reports (estimated on machines without RAPL counters);
+* forecasting: ``ecodemo.models.stages.forecast``, 48 h ahead for every sensor of every kind;
+* evaluation: ``ecodemo.energy.stages.evaluate``;
+* every dashboard panel query, expanded as Grafana does, best of 3.
+
+Each figure is printed next to its target (issue 9: ingest < 20 s, training < 120 s,
+forecasting < 10 s, each dashboard query < 200 ms). Nothing is estimated or extrapolated: a
+stage that fails prints its error instead of a figure. The machine is shared: the load average
+is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import platform
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow.csv as pacsv
+from psycopg.conninfo import make_conninfo
+from pydantic import SecretStr
+
+from ecodemo.config import Settings
+from ecodemo.sensors.simulator import UNIT_OF_KIND, fleet, simulate_sensors, to_ingest_table
+from ecodemo.store import migrate
+from ecodemo.store.connection import _start_embedded
+from ecodemo.store.ingest import ingest_csv
+from ecodemo.store.sites import Site, register_sites
+
+TARGET_INGEST_S = 20.0
+TARGET_TRAIN_S = 120.0
+TARGET_FORECAST_S = 10.0
+TARGET_QUERY_MS = 200.0
+START = "2024-01-01"
+
+
+def _line(label: str, value: str, target: str, verdict: str = "") -> None:
+    print(f"  {label:58} {value:>14} {target:>12} {verdict}")
+
+
+def _verdict(value: float, target: float) -> str:
+    return "met" if value < target else "MISSED"
+
+
+def _timed(label: str, fn: Callable[[], Any]) -> tuple[Any, float] | None:
+    """Run ``fn``; on failure print the error (never a figure) and return None."""
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    except Exception as exc:  # noqa: BLE001 - report and carry on with the other stages
+        print(f"  {label}: FAILED, no figure: {type(exc).__name__}: {exc}".splitlines()[0])
+        traceback.print_exc(limit=3)
+        return None
+    return out, time.perf_counter() - t0
+
+
+def setup(n_sensors: int, days: int, keep: Path | None) -> tuple[Settings, Path, int]:
+    """A fresh server and database, the fleet's sites, and the simulated CSV file."""
+    state = keep or Path(tempfile.mkdtemp(prefix="ecodemo-scale-"))
+    if keep is None:
+        # atexit runs last-registered first: this runs after the wheel has stopped the server
+        atexit.register(shutil.rmtree, state, ignore_errors=True)
+    state.mkdir(parents=True, exist_ok=True)
+    admin_url = make_conninfo(_start_embedded(state), dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "scale" WITH (FORCE)')
+        conn.execute('CREATE DATABASE "scale"')
+    url = make_conninfo(admin_url, dbname="scale")
+    migrate.upgrade(url)
+    settings = Settings(database_url=SecretStr(url), state_dir=state / "state",
+                        models_dir=state / "models", num_threads=2)
+    sensors = fleet(n_sensors, seed=1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_sites(conn, [Site(s.sensor_id, s.sensor_id, s.kind, s.latitude, s.longitude,
+                                   UNIT_OF_KIND[s.kind], timezone="Europe/Paris",
+                                   capacity=s.capacity, resolution="PT1H", source="simulator")
+                              for s in sensors])
+    end = (datetime.fromisoformat(START) + timedelta(days=days)).date().isoformat()
+    t0 = time.perf_counter()
+    table = to_ingest_table(simulate_sensors(sensors, START, end, "1h", seed=1))
+    data = state / "fleet.csv"
+    pacsv.write_csv(table, data)
+    print(f"simulated and wrote {table.num_rows:,} rows ({data.stat().st_size / 1e6:,.0f} MB) "
+          f"in {time.perf_counter() - t0:.1f} s (not part of any figure)")
+    return settings, data, table.num_rows
+
+
+def bench_ingest(settings: Settings, data: Path, n: int) -> None:
+    assert settings.database_url is not None
+    url = settings.database_url.get_secret_value()
+    print("\ningest (validated, committed; file -> readings)")
+    with psycopg.connect(url, autocommit=True) as conn:
+        first = _timed("first ingest", lambda: ingest_csv(conn, data))
+        again = _timed("re-ingest", lambda: ingest_csv(conn, data))
+        stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]  # type: ignore[index]
+    if first is not None:
+        counts, s = first
+        _line(f"first ingest of {n:,} rows ({counts.inserted:,} inserted)", f"{s:.1f} s",
+              f"< {TARGET_INGEST_S:.0f} s", _verdict(s, TARGET_INGEST_S))
+        _line("  throughput", f"{n / s / 1e6:.2f} Mrows/s", "")
+    if again is not None:
+        counts, s = again
+        _line(f"re-ingest, unchanged file ({counts.unchanged:,} unchanged)", f"{s:.1f} s",
+              f"< {TARGET_INGEST_S:.0f} s", _verdict(s, TARGET_INGEST_S))
+    lost = n - stored
+    _line("rows lost (generated - stored)", f"{lost:,}", "0", "met" if lost == 0 else "MISSED")
+
+
+def _kinds(settings: Settings) -> list[str]:
+    from ecodemo.models.stages import kinds_with_data
+
+    return list(kinds_with_data(settings))
+
+
+def bench_models(settings: Settings) -> None:
+    try:
+        from ecodemo.models import stages as models
+    except ImportError:
+        print("\ntraining / forecasting: not available yet (ecodemo.models missing)")
+        return
+    kinds = _kinds(settings)
+    print(f"\ntraining, per kind ({', '.join(kinds)}; the ladder spec's default rung, "
+          f"{settings.num_threads} threads)")
+    total_s, total_kwh, trained = 0.0, 0.0, 0
+    energy_known = True
+    for kind in kinds:
+        res = _timed(f"train {kind}", lambda k=kind: models.train(settings, k, promote=True))
+        if res is None:
+            energy_known = False
+            continue
+        out, s = res
+        total_s += s
+        trained += 1
+        kwh = out.get("train_energy_kwh")
+        if kwh is None:
+            energy_known = False
+        else:
+            total_kwh += kwh
+        _line(f"  {kind}: {out['name']} on {out['sensors']} sensors", f"{s:.1f} s", "",
+              f"{kwh * 1000:.2f} Wh" if kwh is not None else "energy n/a")
+    if trained:
+        _line(f"training, all {trained} kinds", f"{total_s:.1f} s", f"< {TARGET_TRAIN_S:.0f} s",
+              _verdict(total_s, TARGET_TRAIN_S))
+        _line("training energy (CodeCarbon; estimated without RAPL)",
+              f"{total_kwh * 1000:.2f} Wh" if energy_known else "n/a", "")
+
+    print("\nforecasting 48 h ahead for every sensor")
+    total_s, rows, sensors = 0.0, 0, 0
+    for kind in kinds:
+        res = _timed(f"forecast {kind}", lambda k=kind: models.forecast(settings, k, horizon_h=48))
+        if res is None:
+            continue
+        out, s = res
+        total_s += s
+        rows += out["rows"]
+        sensors += out["sensors"]
+        _line(f"  {kind}: {out['sensors']} sensors, {out['rows']:,} rows", f"{s:.2f} s", "")
+    if sensors:
+        _line(f"forecast, {sensors:,} sensors x 48 h ({rows:,} rows written)", f"{total_s:.1f} s",
+              f"< {TARGET_FORECAST_S:.0f} s", _verdict(total_s, TARGET_FORECAST_S))
+
+
+def bench_evaluate(settings: Settings) -> None:
+    try:
+        from ecodemo.energy import stages as energy
+    except ImportError:
+        print("\nevaluation: not available yet (ecodemo.energy missing)")
+        return
+    print("\nevaluation (accuracy as issued, balance per kind)")
+    res = _timed("evaluate", lambda: energy.evaluate(settings))
+    if res is not None:
+        _line("evaluate", f"{res[1]:.1f} s", "")
+
+
+def bench_dashboards(settings: Settings) -> None:
+    try:
+        from ecodemo.dashboards.build import build_all
+        from ecodemo.dashboards.grafana_sql import QueryContext, Variable, expand, relative_range
+    except ImportError:
+        print("\ndashboard queries: not available yet (ecodemo.dashboards missing)")
+        return
+    assert settings.database_url is not None
+    now = datetime.now(UTC)
+    print("\ndashboard queries (expanded as Grafana does; best of 3)")
+    worst = 0.0
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        issued = conn.execute("SELECT max(issued_at) FROM forecasts").fetchone()[0]  # type: ignore[index]
+        first, last = conn.execute("SELECT min(ts), max(ts) FROM readings").fetchone()  # type: ignore[misc]
+        for d in build_all("fr").values():
+            variables = {v["name"]: Variable([str(r[0]) for r in conn.execute(v["query"])])
+                         for v in d["templating"]["list"]}
+            for p in d["panels"]:
+                for t in p.get("targets", []):
+                    # the same ranges as benchmarks/dashboard_queries.py
+                    if p.get("timeFrom"):
+                        start, end = relative_range(now, p["timeFrom"])
+                    elif d["uid"] == "ecodemo-frugality":
+                        start, end = now - timedelta(days=30), now
+                    elif d["uid"] == "ecodemo-territory" and issued:
+                        start, end = issued - timedelta(days=5), issued + timedelta(hours=48)
+                    else:
+                        start, end = first, last + timedelta(days=2)
+                    sql = expand(t["rawSql"], QueryContext(start, end, variables, 3_600_000))
+                    best, n = float("inf"), 0
+                    for _ in range(3):
+                        t0 = time.perf_counter()
+                        n = len(conn.execute(sql.encode()).fetchall())
+                        best = min(best, time.perf_counter() - t0)
+                    worst = max(worst, best)
+                    name = f"{d['uid'].removeprefix('ecodemo-')} / {p['title'][:34]} ({n} rows)"
+                    _line(name, f"{best * 1000:.1f} ms", f"< {TARGET_QUERY_MS:.0f} ms",
+                          _verdict(best * 1000, TARGET_QUERY_MS))
+    _line("slowest dashboard query", f"{worst * 1000:.1f} ms", f"< {TARGET_QUERY_MS:.0f} ms",
+          _verdict(worst * 1000, TARGET_QUERY_MS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensors", type=int, default=1_000, help="Simulated sensors.")
+    parser.add_argument("--days", type=int, default=365, help="Days of hourly data from "
+                        f"{START} (365: 8,760 hours, 8.76 M readings for 1,000 sensors).")
+    parser.add_argument("--only", choices=["ingest"], default=None,
+                        help="Run only the ingest part.")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="Keep the server, data and models in this folder.")
+    args = parser.parse_args()
+    print(f"ecodemo scale benchmark: {args.sensors:,} sensors x {args.days} days hourly; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    settings, data, n = setup(args.sensors, args.days, args.keep)
+    bench_ingest(settings, data, n)
+    if args.only != "ingest":
+        bench_models(settings)
+        bench_evaluate(settings)
+        bench_dashboards(settings)
+    print(f"\nload average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
