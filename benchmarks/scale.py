@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/scale.py [--sensors N] [--days D] [--only ingest] [--keep DIR]``
 
 Starts a fresh embedded PostgreSQL in a temporary directory (the same wheel ecodemo uses by
-default), simulates the fleet with ``ecodemo.sensors.simulator`` (six kinds in turn, spread over
+default), simulates the fleet with ``ecodemo.sensors.simulator`` (its default kinds in turn, over
 mainland France), writes it as a long-format CSV, then measures, through ecodemo's own stage
 functions:
 
