@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ecodemo.config import Settings
-from ecodemo.pipeline import _ingest_snapshot_tracked
+from ecodemo.pipeline import ingest_snapshot
 from tests.integration.cli_helpers import cli_env
 
 RUNS = ("SELECT energy_kwh, emissions_kg, cpu_energy_kwh, measurement_method, status, duration_s "
@@ -29,9 +29,9 @@ sys.modules["codecarbon"] = None  # makes `import codecarbon` raise ImportError
 from pathlib import Path
 from pydantic import SecretStr
 from ecodemo.config import Settings
-from ecodemo.pipeline import _ingest_snapshot_tracked
+from ecodemo.pipeline import ingest_snapshot
 settings = Settings(database_url=SecretStr(sys.argv[1]), state_dir=Path(sys.argv[2]))
-print(json.dumps(_ingest_snapshot_tracked(settings, echo=lambda _m: None)))
+print(json.dumps(ingest_snapshot(settings, echo=lambda _m: None, measure=True)))
 """
 
 
@@ -64,7 +64,7 @@ def test_codecarbon_constructor_raising(settings: Settings, db_url, monkeypatch)
         raise RuntimeError("no CPU information (simulated constructor failure)")
 
     monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", broken)
-    out = _ingest_snapshot_tracked(settings, echo=lambda _m: None)
+    out = ingest_snapshot(settings, echo=lambda _m: None, measure=True)
     assert out["inserted"] == out["read"]
     _assert_stage_done_without_energy(db_url, out["read"], "RuntimeError")
 
