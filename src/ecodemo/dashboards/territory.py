@@ -37,30 +37,60 @@ def site_variable(lang: Lang) -> dash.QueryVariable:
     )
 
 
+# Two lookups per sensor on the (sensor_id, ts) primary key: the latest reading at or before
+# the end of the period (a backward index scan, LIMIT 1), then the 24 h before it (a range
+# scan). Written as LATERAL subqueries; OFFSET 0 keeps the second one from being flattened into
+# a join, which the planner, unable to size the range, runs as a hash join over every reading
+# (1.6 s at 8.76 M readings).
 NOW_SQL = """
     SELECT r.ts AS "time", s.name || ' (' || se.unit || ')' AS metric, r.value
     FROM sensors se
     JOIN sites s ON s.site_id = se.site_id
     CROSS JOIN LATERAL (
-        SELECT max(ts) AS last_ts FROM readings
+        SELECT ts AS last_ts FROM readings
         WHERE sensor_id = se.sensor_id AND ts <= $__timeTo()
+        ORDER BY ts DESC LIMIT 1
     ) l
-    JOIN readings r ON r.sensor_id = se.sensor_id
-                   AND r.ts > l.last_ts - interval '24 hours' AND r.ts <= l.last_ts
+    CROSS JOIN LATERAL (
+        SELECT ts, value FROM readings
+        WHERE sensor_id = se.sensor_id
+          AND ts > l.last_ts - interval '24 hours' AND ts <= l.last_ts
+        OFFSET 0
+    ) r
     WHERE se.site_id IN ($site)
     ORDER BY 1
 """
 
 
 def history_sql(kinds: str) -> str:
+    """Averages per site label and ``$__interval`` bucket over the period, sensors of ``kinds``.
+
+    The chosen sensors' labels are resolved first (a few hundred rows) and numbered, so the
+    readings are read by range scans on the (sensor_id, ts) key for those sensors only and
+    grouped on (bucket, integer label id) before the text labels are joined back: the join and
+    the grouping no longer carry text per reading, and no sort on text is needed. Each bucket's
+    value is still ``avg(value)`` over all readings of the sensors sharing the label.
+    """
     return f"""
-    SELECT $__timeGroupAlias(r.ts, $__interval), s.name || ' (' || se.unit || ')' AS metric,
-           avg(r.value) AS value
-    FROM readings r
-    JOIN sensors se ON se.sensor_id = r.sensor_id
-    JOIN sites s ON s.site_id = se.site_id
-    WHERE $__timeFilter(r.ts) AND se.site_id IN ($site) AND se.kind IN {kinds}
-    GROUP BY 1, 2
+    WITH m AS (
+        SELECT se.sensor_id, s.name || ' (' || se.unit || ')' AS metric
+        FROM sensors se JOIN sites s ON s.site_id = se.site_id
+        WHERE se.site_id IN ($site) AND se.kind IN {kinds}
+    ),
+    k AS (
+        SELECT metric, row_number() OVER (ORDER BY metric) AS metric_id
+        FROM (SELECT DISTINCT metric FROM m) d
+    ),
+    b AS (
+        SELECT $__timeGroup(r.ts, $__interval) AS bucket, k.metric_id, avg(r.value) AS value
+        FROM readings r
+        JOIN m ON m.sensor_id = r.sensor_id
+        JOIN k ON k.metric = m.metric
+        WHERE r.sensor_id = ANY (ARRAY(SELECT sensor_id FROM m)) AND $__timeFilter(r.ts)
+        GROUP BY 2, 1
+    )
+    SELECT b.bucket AS "time", k.metric, b.value
+    FROM b JOIN k ON k.metric_id = b.metric_id
     ORDER BY 1
     """
 
