@@ -65,32 +65,28 @@ NOW_SQL = """
 def history_sql(kinds: str) -> str:
     """Averages per site label and ``$__interval`` bucket over the period, sensors of ``kinds``.
 
-    The chosen sensors' labels are resolved first (a few hundred rows) and numbered, so the
-    readings are read by range scans on the (sensor_id, ts) key for those sensors only and
-    grouped on (bucket, integer label id) before the text labels are joined back: the join and
-    the grouping no longer carry text per reading, and no sort on text is needed. Each bucket's
-    value is still ``avg(value)`` over all readings of the sensors sharing the label.
+    The chosen sensors and their labels are resolved first (a few hundred rows), each label
+    numbered (``dense_rank``: sensors sharing a label share the number). The readings are then
+    read by range scans on the (sensor_id, ts) key for those sensors only and grouped on
+    (bucket, label number) before the text labels are joined back, so no text travels with each
+    reading. Each bucket's value is still ``avg(value)`` over all readings of the sensors that
+    share the label, as when grouping by the label itself.
     """
     return f"""
     WITH m AS (
-        SELECT se.sensor_id, s.name || ' (' || se.unit || ')' AS metric
+        SELECT se.sensor_id, s.name || ' (' || se.unit || ')' AS metric,
+               dense_rank() OVER (ORDER BY s.name || ' (' || se.unit || ')') AS metric_id
         FROM sensors se JOIN sites s ON s.site_id = se.site_id
         WHERE se.site_id IN ($site) AND se.kind IN {kinds}
     ),
-    k AS (
-        SELECT metric, row_number() OVER (ORDER BY metric) AS metric_id
-        FROM (SELECT DISTINCT metric FROM m) d
-    ),
     b AS (
-        SELECT $__timeGroup(r.ts, $__interval) AS bucket, k.metric_id, avg(r.value) AS value
-        FROM readings r
-        JOIN m ON m.sensor_id = r.sensor_id
-        JOIN k ON k.metric = m.metric
+        SELECT $__timeGroup(r.ts, $__interval) AS bucket, m.metric_id, avg(r.value) AS value
+        FROM m JOIN readings r ON r.sensor_id = m.sensor_id
         WHERE r.sensor_id = ANY (ARRAY(SELECT sensor_id FROM m)) AND $__timeFilter(r.ts)
         GROUP BY 2, 1
     )
     SELECT b.bucket AS "time", k.metric, b.value
-    FROM b JOIN k ON k.metric_id = b.metric_id
+    FROM b JOIN (SELECT DISTINCT metric_id, metric FROM m) k ON k.metric_id = b.metric_id
     ORDER BY 1
     """
 
