@@ -198,44 +198,20 @@ def bench_evaluate(settings: Settings) -> None:
 
 def bench_dashboards(settings: Settings) -> None:
     try:
-        from ecodemo.dashboards.build import build_all
-        from ecodemo.dashboards.grafana_sql import QueryContext, Variable, expand, relative_range
+        from dashboard_queries import time_panel_queries  # benchmarks/ is on sys.path
     except ImportError:
         print("\ndashboard queries: not available yet (ecodemo.dashboards missing)")
         return
     assert settings.database_url is not None
-    now = datetime.now(UTC)
     print("\ndashboard queries (expanded as Grafana does; best of 3)")
     worst = 0.0
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        issued = conn.execute("SELECT max(issued_at) FROM forecasts").fetchone()[0]  # type: ignore[index]
-        first, last = conn.execute("SELECT min(ts), max(ts) FROM readings").fetchone()  # type: ignore[misc]
         # without forecasts (--only dashboards), anchor where forecast() issues by default
-        issued = issued or last
-        for d in build_all("fr").values():
-            variables = {v["name"]: Variable([str(r[0]) for r in conn.execute(v["query"])])
-                         for v in d["templating"]["list"]}
-            for p in d["panels"]:
-                for t in p.get("targets", []):
-                    # the same ranges as benchmarks/dashboard_queries.py
-                    if p.get("timeFrom"):
-                        start, end = relative_range(now, p["timeFrom"])
-                    elif d["uid"] == "ecodemo-frugality":
-                        start, end = now - timedelta(days=30), now
-                    elif d["uid"] == "ecodemo-territory" and issued:
-                        start, end = issued - timedelta(days=5), issued + timedelta(hours=48)
-                    else:
-                        start, end = first, last + timedelta(days=2)
-                    sql = expand(t["rawSql"], QueryContext(start, end, variables, 3_600_000))
-                    best, n = float("inf"), 0
-                    for _ in range(3):
-                        t0 = time.perf_counter()
-                        n = len(conn.execute(sql.encode()).fetchall())
-                        best = min(best, time.perf_counter() - t0)
-                    worst = max(worst, best)
-                    name = f"{d['uid'].removeprefix('ecodemo-')} / {p['title'][:34]} ({n} rows)"
-                    _line(name, f"{best * 1000:.1f} ms", f"< {TARGET_QUERY_MS:.0f} ms",
-                          _verdict(best * 1000, TARGET_QUERY_MS))
+        for d, p, _t, best, n in time_panel_queries(conn, 3, anchor_on_last_reading=True):
+            worst = max(worst, best)
+            name = f"{d['uid'].removeprefix('ecodemo-')} / {p['title'][:34]} ({n} rows)"
+            _line(name, f"{best * 1000:.1f} ms", f"< {TARGET_QUERY_MS:.0f} ms",
+                  _verdict(best * 1000, TARGET_QUERY_MS))
     _line("slowest dashboard query", f"{worst * 1000:.1f} ms", f"< {TARGET_QUERY_MS:.0f} ms",
           _verdict(worst * 1000, TARGET_QUERY_MS))
 
