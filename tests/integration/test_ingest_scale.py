@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 
-from tests.integration.cli_helpers import cli_env
+from tests.child_peak import run_measuring_peak
 
 N_SENSORS = 50
 N_HOURS = 20_000          # 50 sensors x 20,000 hours = 1,000,000 rows
@@ -58,16 +55,8 @@ def _generate(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_million_row_file_stays_under_1_gib(db_url, tmp_path) -> None:
     sites, data = _generate(tmp_path)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, db_url, str(sites), str(data)],
-        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait4 gives this child's own resource usage (ru_maxrss in KiB on Linux)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    out, err = child.stdout.read(), child.stderr.read()  # type: ignore[union-attr]
-    assert child.returncode == 0, err
+    out, peak = run_measuring_peak(CHILD, db_url, str(sites), str(data))
     counts = json.loads(out.strip().splitlines()[-1])
-    peak = usage.ru_maxrss * 1024
     print(f"peak RSS of the ingesting process: {peak / 2**20:.0f} MiB")
     assert peak < MAX_RSS_BYTES, f"peak RSS {peak / 2**20:.0f} MiB"
     assert counts["read"] == N_SENSORS * N_HOURS
