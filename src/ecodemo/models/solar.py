@@ -12,6 +12,7 @@ the same numbers (see tests/unit/test_models_core.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -81,26 +82,61 @@ def _site_position(tt: _TimeTerms, lat: float, lon: float, elev: float,
     return spa.topocentric_zenith_angle(e), e
 
 
+@lru_cache(maxsize=8192)
+def _site_constants(lat: float, lon: float) -> tuple[float, np.ndarray]:
+    """A site's altitude (m, pvlib's lookup as ``Location`` does) and its Linke turbidity for
+    every (leap-year flag, day of year): pvlib interpolates the monthly climatology by those
+    two only, so one lookup on two reference years serves any grid (cached per process)."""
+    from pvlib import clearsky, location
+
+    days = clearsky.lookup_linke_turbidity(_REFERENCE_DAYS, lat, lon, interp_turbidity=True)
+    return float(location.lookup_altitude(lat, lon)), days.to_numpy(dtype=float)
+
+
+# 2015 (365 days) then 2016 (leap, 366 days), daily at midnight UTC
+_REFERENCE_DAYS = pd.date_range("2015-01-01", "2016-12-31", freq="D", tz="UTC")
+
+
+def _reference_rows(times: pd.DatetimeIndex) -> np.ndarray:
+    """Row of each time in ``_REFERENCE_DAYS`` with the same day of year and leap flag."""
+    utc = times.tz_convert("UTC") if times.tz is not None else times
+    return np.asarray(utc.dayofyear - 1 + np.where(utc.is_leap_year, 365, 0))
+
+
+def _site_geometry(tt: _TimeTerms, dni_extra: np.ndarray, rows: np.ndarray, lat: float,
+                   lon: float) -> tuple[np.ndarray, np.ndarray]:
+    from pvlib import atmosphere, clearsky
+
+    altitude, turbidity_days = _site_constants(lat, lon)
+    pressure = atmosphere.alt2pres(altitude)
+    # night: airmass is NaN and Ineichen divides by zero; pandas (pvlib's usual input) hides
+    # these warnings, plain arrays need it said
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        zenith, elevation = _site_position(tt, lat, lon, altitude, pressure)
+        airmass = atmosphere.get_absolute_airmass(atmosphere.get_relative_airmass(zenith),
+                                                  pressure)
+        cs = clearsky.ineichen(zenith, airmass, turbidity_days[rows], altitude=altitude,
+                               dni_extra=dni_extra)
+    return np.asarray(cs["ghi"], dtype=float), np.asarray(elevation, dtype=float)
+
+
 def solar_geometry_sites(times: pd.DatetimeIndex, sites: list[tuple[float, float]]
                          ) -> dict[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
     """Clear-sky GHI (W/m2, Ineichen, climatological Linke turbidity) and apparent solar
-    elevation (degrees) at ``times`` for each distinct (latitude, longitude) in ``sites``."""
-    from pvlib import atmosphere, clearsky, irradiance, location
+    elevation (degrees) at ``times`` for each distinct (latitude, longitude) in ``sites``.
+
+    Same numbers as ``Location(lat, lon, tz="UTC").get_clearsky(times)`` and
+    ``.get_solarposition(times)["apparent_elevation"]``.
+    """
+    from pvlib import irradiance
 
     out: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
     todo = list(dict.fromkeys(sites))
     if not todo:
         return out
     tt = _time_terms(times)
-    dni_extra = irradiance.get_extra_radiation(times)
+    dni_extra = np.asarray(irradiance.get_extra_radiation(times), dtype=float)
+    rows = _reference_rows(times)
     for lat, lon in todo:
-        loc = location.Location(lat, lon, tz="UTC")     # looks up the site's altitude
-        pressure = atmosphere.alt2pres(loc.altitude)
-        zenith, elevation = _site_position(tt, lat, lon, loc.altitude, pressure)
-        airmass = atmosphere.get_absolute_airmass(
-            atmosphere.get_relative_airmass(pd.Series(zenith, index=times)), pressure)
-        turbidity = clearsky.lookup_linke_turbidity(times, lat, lon, interp_turbidity=True)
-        cs = clearsky.ineichen(pd.Series(zenith, index=times), airmass, turbidity,
-                               altitude=loc.altitude, dni_extra=dni_extra)
-        out[(lat, lon)] = (cs["ghi"].to_numpy(dtype=float), np.asarray(elevation, dtype=float))
+        out[(lat, lon)] = _site_geometry(tt, dni_extra, rows, lat, lon)
     return out
