@@ -173,3 +173,28 @@ def test_ladder_choice_rule() -> None:
     rungs[1]["train_energy_kwh"] = None                      # measurement failed
     name, reason = choose(rungs, 0.02)
     assert name == "lgbm_small" and "wall time" in reason
+
+
+@pytest.mark.parametrize("freq,periods,start", [("1h", 24 * 400, "2023-12-20"),
+                                                ("30min", 48 * 3, "2024-03-30"),
+                                                ("1h", 1, "2024-10-27")])
+def test_shared_solar_geometry_equals_pvlib_per_site(freq: str, periods: int,
+                                                     start: str) -> None:
+    """The fast path (SPA's time terms shared by all sites, cached site constants) gives
+    pvlib's own per-site numbers: clear sky from ``Location.get_clearsky`` (which runs its
+    own solar position) and apparent elevation from ``Location.get_solarposition``."""
+    import pvlib
+
+    from ecodemo.models.features import solar_geometry_many
+
+    times = pd.date_range(start, periods=periods, freq=freq, tz="UTC")
+    mid = times + (pd.Timedelta(freq) / 2)
+    sites = [(46.5, 2.5), (43.31, -1.29), (50.49, 7.29), (49.97, 2.79), (46.5, 2.5)]
+    fast = solar_geometry_many(times, sites)
+    assert set(fast) == set(sites)
+    for lat, lon in sites:
+        loc = pvlib.location.Location(lat, lon, tz="UTC")
+        ghi = loc.get_clearsky(mid, model="ineichen")["ghi"].to_numpy(dtype=float)
+        elevation = loc.get_solarposition(mid)["apparent_elevation"].to_numpy(dtype=float)
+        np.testing.assert_allclose(fast[(lat, lon)][0], ghi, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(fast[(lat, lon)][1], elevation, rtol=0, atol=1e-9)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ecodemo.models.panel import Panel, align_weather
+from ecodemo.models.solar import solar_geometry_sites
 
 # Reading-derived features (depend on the bucket's minimum lag L).
 LAG_FEATURES = ("lag_0", "lag_1", "lag_day", "lag_week", "mean_3h", "mean_day", "std_day",
@@ -108,18 +109,29 @@ def calendar_frame(times: pd.DatetimeIndex, tz: str) -> pd.DataFrame:
     }, index=times)
 
 
+def _interval_middles(times: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(hours=1)
+    return times + step / 2
+
+
 def solar_geometry(times: pd.DatetimeIndex, latitude: float,
                    longitude: float) -> tuple[np.ndarray, np.ndarray]:
     """Clear-sky GHI (W/m2, Ineichen with climatological Linke turbidity) and solar elevation
-    (degrees) at the middle of each grid interval, from pvlib."""
+    (degrees) at the middle of each grid interval, from pvlib (the reference, one site)."""
     import pvlib
 
-    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(hours=1)
-    mid = times + step / 2
+    mid = _interval_middles(times)
     loc = pvlib.location.Location(latitude, longitude, tz="UTC")
-    cs = loc.get_clearsky(mid, model="ineichen")
     pos = loc.get_solarposition(mid)
+    cs = loc.get_clearsky(mid, model="ineichen", solar_position=pos)
     return cs["ghi"].to_numpy(dtype=float), pos["apparent_elevation"].to_numpy(dtype=float)
+
+
+def solar_geometry_many(times: pd.DatetimeIndex, sites: list[tuple[float, float]]
+                        ) -> dict[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
+    """:func:`solar_geometry` for each distinct (latitude, longitude) of ``sites`` at once:
+    SPA's time-only terms are computed once for the grid (:mod:`ecodemo.models.solar`)."""
+    return solar_geometry_sites(_interval_middles(times), sites)
 
 
 @dataclass
@@ -152,14 +164,11 @@ class FeatureContext:
             calendar=calendar_frame(panel.times, panel.sensors[0].timezone),
         )
         if panel.kind == "solar":
-            cs = np.zeros_like(y)
-            el = np.zeros_like(y)
-            cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
-            for j, meta in enumerate(panel.sensors):
-                key = (round(meta.latitude or 46.5, 2), round(meta.longitude or 2.5, 2))
-                if key not in cache:
-                    cache[key] = solar_geometry(panel.times, *key)
-                cs[:, j], el[:, j] = cache[key]
+            keys = [(round(meta.latitude or 46.5, 2), round(meta.longitude or 2.5, 2))
+                    for meta in panel.sensors]
+            geometry = solar_geometry_many(panel.times, keys)
+            cs = np.column_stack([geometry[k][0] for k in keys])
+            el = np.column_stack([geometry[k][1] for k in keys])
             ctx.clearsky, ctx.elevation = cs / 1000.0, el
             ctx.cs_csum = np.vstack([zero, np.cumsum(cs / 1000.0, axis=0)])
         if with_weather and panel.weather is not None:

@@ -1,0 +1,142 @@
+"""Solar position and clear-sky irradiance for many sites on one time grid, fast.
+
+pvlib's ``Location.get_clearsky`` runs NREL's SPA twice per site (once inside, once for the
+elevation) and most of SPA's cost (heliocentric series, nutation) depends on time only. Here the
+time-only SPA terms are computed once per grid and shared by every site; the site-dependent
+terms (hour angle, parallax, refraction) and the Ineichen clear sky then run per site through
+the same ``pvlib.spa`` / ``pvlib.clearsky`` functions and arguments that
+``Location(lat, lon, tz="UTC").get_clearsky`` / ``.get_solarposition`` use, so the results are
+the same numbers (see tests/unit/test_models_core.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+# pvlib's defaults for spa_python via Location.get_solarposition
+_TEMPERATURE_C = 12.0
+_ATMOS_REFRACT_DEG = 0.5667
+_DELTA_T_S = 67.0      # spa_python's default (TT - UT, seconds), as Location passes none
+
+
+@dataclass(frozen=True)
+class _TimeTerms:
+    """SPA quantities that depend on time only (arrays over the grid)."""
+
+    v: np.ndarray        # apparent sidereal time at Greenwich (degrees)
+    alpha: np.ndarray    # geocentric sun right ascension (degrees)
+    delta: np.ndarray    # geocentric sun declination (degrees)
+    xi: np.ndarray       # equatorial horizontal parallax (degrees)
+
+
+def _time_terms(times: pd.DatetimeIndex) -> _TimeTerms:
+    """The time-only half of ``pvlib.spa.solar_position_numpy`` (same calls, same order)."""
+    from pvlib import solarposition, spa
+
+    unixtime = solarposition._datetime_to_unixtime(times)
+    delta_t = _DELTA_T_S
+    jd = spa.julian_day(unixtime)
+    jde = spa.julian_ephemeris_day(jd, delta_t)
+    jc = spa.julian_century(jd)
+    jce = spa.julian_ephemeris_century(jde)
+    jme = spa.julian_ephemeris_millennium(jce)
+    r = spa.heliocentric_radius_vector(jme)
+    theta = spa.geocentric_longitude(spa.heliocentric_longitude(jme))
+    beta = spa.geocentric_latitude(spa.heliocentric_latitude(jme))
+    x0 = spa.mean_elongation(jce)
+    x1 = spa.mean_anomaly_sun(jce)
+    x2 = spa.mean_anomaly_moon(jce)
+    x3 = spa.moon_argument_latitude(jce)
+    x4 = spa.moon_ascending_longitude(jce)
+    nutation = np.empty((2, len(x0)))
+    spa.longitude_obliquity_nutation(jce, x0, x1, x2, x3, x4, nutation)
+    delta_psi, delta_epsilon = nutation[0], nutation[1]
+    epsilon = spa.true_ecliptic_obliquity(spa.mean_ecliptic_obliquity(jme), delta_epsilon)
+    lamd = spa.apparent_sun_longitude(theta, delta_psi, spa.aberration_correction(r))
+    v = spa.apparent_sidereal_time(spa.mean_sidereal_time(jd, jc), delta_psi, epsilon)
+    return _TimeTerms(v=v, alpha=spa.geocentric_sun_right_ascension(lamd, epsilon, beta),
+                      delta=spa.geocentric_sun_declination(lamd, epsilon, beta),
+                      xi=spa.equatorial_horizontal_parallax(r))
+
+
+def _site_position(tt: _TimeTerms, lat: float, lon: float, elev: float,
+                   pressure_pa: float) -> tuple[np.ndarray, np.ndarray]:
+    """Apparent zenith and apparent elevation (degrees): the site half of SPA."""
+    from pvlib import spa
+
+    h = spa.local_hour_angle(tt.v, lon, tt.alpha)
+    u = spa.uterm(lat)
+    x = spa.xterm(u, lat, elev)
+    y = spa.yterm(u, lat, elev)
+    delta_alpha = spa.parallax_sun_right_ascension(x, tt.xi, h, tt.delta)
+    delta_prime = spa.topocentric_sun_declination(tt.delta, x, y, tt.xi, delta_alpha, h)
+    h_prime = spa.topocentric_local_hour_angle(h, delta_alpha)
+    e0 = spa.topocentric_elevation_angle_without_atmosphere(lat, delta_prime, h_prime)
+    delta_e = spa.atmospheric_refraction_correction(pressure_pa / 100, _TEMPERATURE_C, e0,
+                                                    _ATMOS_REFRACT_DEG)
+    e = spa.topocentric_elevation_angle(e0, delta_e)
+    return spa.topocentric_zenith_angle(e), e
+
+
+@lru_cache(maxsize=8192)
+def _site_constants(lat: float, lon: float) -> tuple[float, np.ndarray]:
+    """A site's altitude (m, pvlib's lookup as ``Location`` does) and its Linke turbidity for
+    every (leap-year flag, day of year): pvlib interpolates the monthly climatology by those
+    two only, so one lookup on two reference years serves any grid (cached per process)."""
+    from pvlib import clearsky, location
+
+    days = clearsky.lookup_linke_turbidity(_REFERENCE_DAYS, lat, lon, interp_turbidity=True)
+    return float(location.lookup_altitude(lat, lon)), days.to_numpy(dtype=float)
+
+
+# 2015 (365 days) then 2016 (leap, 366 days), daily at midnight UTC
+_REFERENCE_DAYS = pd.date_range("2015-01-01", "2016-12-31", freq="D", tz="UTC")
+
+
+def _reference_rows(times: pd.DatetimeIndex) -> np.ndarray:
+    """Row of each time in ``_REFERENCE_DAYS`` with the same day of year and leap flag."""
+    utc = times.tz_convert("UTC") if times.tz is not None else times
+    return np.asarray(utc.dayofyear - 1 + np.where(utc.is_leap_year, 365, 0))
+
+
+def _site_geometry(tt: _TimeTerms, dni_extra: np.ndarray, rows: np.ndarray, lat: float,
+                   lon: float) -> tuple[np.ndarray, np.ndarray]:
+    from pvlib import atmosphere, clearsky
+
+    altitude, turbidity_days = _site_constants(lat, lon)
+    pressure = atmosphere.alt2pres(altitude)
+    # night: airmass is NaN and Ineichen divides by zero; pandas (pvlib's usual input) hides
+    # these warnings, plain arrays need it said
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        zenith, elevation = _site_position(tt, lat, lon, altitude, pressure)
+        airmass = atmosphere.get_absolute_airmass(atmosphere.get_relative_airmass(zenith),
+                                                  pressure)
+        cs = clearsky.ineichen(zenith, airmass, turbidity_days[rows], altitude=altitude,
+                               dni_extra=dni_extra)
+    return np.asarray(cs["ghi"], dtype=float), np.asarray(elevation, dtype=float)
+
+
+def solar_geometry_sites(times: pd.DatetimeIndex, sites: list[tuple[float, float]]
+                         ) -> dict[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
+    """Clear-sky GHI (W/m2, Ineichen, climatological Linke turbidity) and apparent solar
+    elevation (degrees) at ``times`` for each distinct (latitude, longitude) in ``sites``.
+
+    Same numbers as ``Location(lat, lon, tz="UTC").get_clearsky(times)`` and
+    ``.get_solarposition(times)["apparent_elevation"]``.
+    """
+    from pvlib import irradiance
+
+    out: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
+    todo = list(dict.fromkeys(sites))
+    if not todo:
+        return out
+    tt = _time_terms(times)
+    dni_extra = np.asarray(irradiance.get_extra_radiation(times), dtype=float)
+    rows = _reference_rows(times)
+    for lat, lon in todo:
+        out[(lat, lon)] = _site_geometry(tt, dni_extra, rows, lat, lon)
+    return out
