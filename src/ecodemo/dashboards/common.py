@@ -82,6 +82,23 @@ def event_annotations(lang: Lang) -> list[SqlAnnotation]:
     ]
 
 
+def base_dashboard(title: str, uid: str, tag: str, variable: dash.QueryVariable, lang: Lang, *,
+                   time_from: str = "now-30d", time_to: str = "now",
+                   timezone: str = "utc") -> dash.Dashboard:
+    """The header every ecodemo dashboard shares: tags, time range, 5 min refresh, crosshair,
+    one variable, the built-in annotation and the training/promotion annotations."""
+    d = (
+        dash.Dashboard(title).uid(uid).tags(["ecodemo", tag])
+        .time(time_from, time_to).refresh("5m").timezone(timezone).editable()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .with_variable(variable)
+        .annotation(builtin_annotation())
+    )
+    for ann in event_annotations(lang):
+        d = d.annotation(ann)
+    return d
+
+
 def legend() -> cb.VizLegendOptions:
     return (cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST)
             .placement(cm.LegendPlacement.BOTTOM).show_legend(True))

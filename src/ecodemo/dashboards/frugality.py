@@ -14,8 +14,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import xychart as xym
 
 from ecodemo.dashboards.common import (
-    builtin_annotation,
-    event_annotations,
+    base_dashboard,
     kind_variable,
     stat_panel,
     table_panel,
@@ -201,15 +200,7 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
         ])
         .override_by_name("nmae_pct", [dm.DynamicConfigValue(id_val="unit", value="percent")])
     )
-    d = (
-        dash.Dashboard(t["frugality.title"]).uid(UID).tags(["ecodemo", "frugality"])
-        .time("now-30d", "now").refresh("5m").timezone("utc").editable()
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .with_variable(kind_variable(lang))
-        .annotation(builtin_annotation())
-    )
-    for ann in event_annotations(lang):
-        d = d.annotation(ann)
+    d = base_dashboard(t["frugality.title"], UID, "frugality", kind_variable(lang), lang)
     return (
         d.with_panel(text.Panel().title("").content(t["frugality.intro"]).span(24).height(3))
         .with_panel(stat_panel(t["fr.total_kwh"], TOTALS_SQL,

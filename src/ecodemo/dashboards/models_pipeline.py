@@ -10,11 +10,9 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import common as cm
-from grafana_foundation_sdk.models import dashboard as dm
 
 from ecodemo.dashboards.common import (
-    builtin_annotation,
-    event_annotations,
+    base_dashboard,
     kind_variable,
     table_panel,
     ts_panel,
@@ -123,15 +121,7 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
                  .draw_style(cm.GraphDrawStyle.POINTS).unit("s").point_size(6)
                  .time_from(RUNS_WINDOW))
     failures = table_panel(t["models.failures"], FAILURES_SQL, span=12).time_from(RUNS_WINDOW)
-    d = (
-        dash.Dashboard(t["models.title"]).uid(UID).tags(["ecodemo", "models"])
-        .time("now-30d", "now").refresh("5m").timezone("utc").editable()
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .with_variable(kind_variable(lang))
-        .annotation(builtin_annotation())
-    )
-    for ann in event_annotations(lang):
-        d = d.annotation(ann)
+    d = base_dashboard(t["models.title"], UID, "models", kind_variable(lang), lang)
     return (
         d.with_panel(table_panel(t["models.versions"], VERSIONS_SQL, span=24, height=8))
         .with_panel(table_panel(t["models.choice"], CHOICE_SQL, span=24, height=6))

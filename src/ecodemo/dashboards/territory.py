@@ -14,8 +14,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from ecodemo.dashboards.common import (
-    builtin_annotation,
-    event_annotations,
+    base_dashboard,
     kind_label_sql,
     stat_panel,
     ts_panel,
@@ -221,15 +220,8 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
     )
     quality = stat_panel(t["quality.title"], quality_sql(t, lang), fields="/^phrase$/",
                          span=12, height=10).description(t["quality.desc"])
-    d = (
-        dash.Dashboard(t["territory.title"]).uid(UID).tags(["ecodemo", "territory"])
-        .time("now-2d", "now+2d").refresh("5m").timezone("Europe/Paris").editable()
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
-        .with_variable(site_variable(lang))
-        .annotation(builtin_annotation())
-    )
-    for ann in event_annotations(lang):
-        d = d.annotation(ann)
+    d = base_dashboard(t["territory.title"], UID, "territory", site_variable(lang), lang,
+                       time_from="now-2d", time_to="now+2d", timezone="Europe/Paris")
     return (
         d.with_row(dash.Row(t["rows.now"]))
         .with_panel(text.Panel().title("").content(t["territory.intro"]).span(24).height(3))
