@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
@@ -26,6 +27,12 @@ from ecodemo.store import migrate
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "sensors" / "snapshot"
 TEMPLATE_DB = "ecodemo_test_template"
+
+# Fuzz tests: the suite replays the same examples every run (a green CI run stays green and a
+# red one reproduces); `HYPOTHESIS_PROFILE=explore` draws new random examples each run.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def _with_dbname(url: str, dbname: str) -> str:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
+# Control characters (newlines included) that input data can smuggle into a message.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]  # "\n", "\x00", ...: visible and on one line
+
 
 class EcodemoError(Exception):
-    """Base class: a failure the user can act on. ``str(err)`` is the one-line message."""
+    """Base class: a failure the user can act on. ``str(err)`` is the one-line message: control
+    characters quoted from the input (a newline in a site id, say) are shown escaped."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return _CONTROL.sub(_escape, super().__str__())
 
 
 class ConfigError(EcodemoError):
