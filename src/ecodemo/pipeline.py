@@ -353,6 +353,19 @@ def _kinds_in_file(path: Path, kind_of: dict[str, str]) -> list[str]:
     return sorted({kind_of[s] for s in pc.unique(ids).to_pylist() if s in kind_of})
 
 
+def _ml_phrase(inc: dict[str, Any] | None) -> str:
+    """', of which machine learning adds ...' for the demo's closing lines."""
+    if not inc:
+        return ""
+    if not inc.get("is_machine_learning"):
+        return f" (a no-AI forecast, {inc.get('model_name')}: no machine learning needed)"
+    kwh, share = inc.get("avoided_kwh"), inc.get("share")
+    if kwh is None or share is None:
+        return ""
+    return (f", of which {kwh:,.1f} kWh ({share:.0%}) needs machine learning "
+            f"(best no-AI forecast: {inc.get('baseline')})")
+
+
 def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
                     trained: dict[str, Any]) -> dict[str, Any]:
     """One entry of summary.json ``targets``, from the ladder result and the stored balance."""
@@ -390,6 +403,9 @@ def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
                     "predict_kwh": predict_kwh, "total_kwh": total_kwh,
                     "total_kgco2e": total_kg, "method": "; ".join(methods) or None},
         "benefit": {"avoided_kwh": avoided_kwh, "avoided_kgco2e": avoided_kg,
+                    # the part of it no no-AI forecast would give (see energy.improvement)
+                    "machine_learning_increment": (assumptions or {}).get(
+                        "machine_learning_increment"),
                     "assumptions": assumptions},
         "net_kgco2e": net_kg,
         "payback_hours": payback_h,
@@ -481,6 +497,7 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
              + (f"{spent * 1000:.3f} Wh" if spent is not None else "n/a (not measured)")
              + ", avoided " + (f"{avoided:,.1f} kWh" if avoided is not None else "n/a")
              + ", net " + (f"{net:+,.2f} kgCO2e" if net is not None else "n/a")
+             + _ml_phrase(t["benefit"]["machine_learning_increment"])
              + " (estimates; assumptions in summary.json)")
     echo(f"done in {summary['duration_s']} s: {workdir / 'report.html'}, "
          f"{workdir / 'dashboards'}/, {workdir / 'summary.json'}")

@@ -145,3 +145,55 @@ def test_backtest_fallback_and_unmeasured_run_stays_null(settings, conn, snapsho
     assert be["breakeven_value"] is None and "not measured" in be["why_none"]
     assert assumptions["unmeasured_runs"] == 1
     assert assumptions["error_reduction_source"]["source"] == "backtest"
+
+
+def test_machine_learning_increment_is_measured_against_the_best_no_ai_forecast(
+        settings, conn, snapshot_sites) -> None:
+    """The balance credits the model against seasonal naive; the increment says what the model
+    adds over the best no-AI rung of the same backtest, and is zero for a no-AI model."""
+    ml_id, noai_id = "solar-lgbm_small-v3", "wind-persistence-v1"
+    _model(conn, ml_id, "solar")
+    _model(conn, noai_id, "wind", name="persistence")
+    p0, p1 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 12, 1, tzinfo=UTC)
+    for kind in ("solar", "wind"):
+        sensor = conn.execute("SELECT sensor_id FROM sensors WHERE kind = %s ORDER BY 1",
+                              (kind,)).fetchone()[0]
+        # (name, model_id, MAE at 1 h and 24 h in MW, nMAE): persistence is the best no-AI rung
+        rungs = [("seasonal_naive", None, (4.0, 5.5), 0.40),
+                 ("climatology", None, (3.5, 4.5), 0.35),
+                 ("persistence", noai_id if kind == "wind" else None, (3.0, 4.0), 0.30)]
+        if kind == "solar":
+            rungs.append(("lgbm_small", ml_id, (2.0, 3.0), 0.20))
+        for name, mid, maes, nmae in rungs:
+            for h, mae in zip((1.0, 24.0), maes, strict=True):
+                for sid in (sensor, "__all__"):
+                    conn.execute(
+                        """INSERT INTO evaluations (source, kind, model_name, model_id,
+                               sensor_id, horizon_h, period_start, period_end, n, mae, nmae)
+                           VALUES ('backtest', %s, %s, %s, %s, %s, %s, %s, 100, %s, %s)""",
+                        (kind, name, mid, sid, h, p0, p1, mae, nmae))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    end = start + timedelta(hours=24)
+    _run(conn, "train", start - timedelta(hours=1), 0.02, 0.0006, ml_id, "solar")
+    _run(conn, "predict", start + timedelta(hours=1), 0.001, 0.00003, ml_id, "solar")
+
+    out = evaluate(settings, start, end)
+    by_kind = {b["kind"]: b for b in out["balances"]}
+    solar, wind = by_kind["solar"], by_kind["wind"]
+    share = 0.3  # the default share_of_error_balanced for solar
+    # against seasonal naive: ((4 - 2) + (5.5 - 3)) / 2 = 2.25 MW; against persistence:
+    # ((3 - 2) + (4 - 3)) / 2 = 1 MW; both held 24 h
+    assert solar["avoided_kwh"] == pytest.approx(2.25 * 24 * 1000 * share)
+    inc = solar["machine_learning_increment"]
+    assert inc["baseline"] == "persistence" and inc["is_machine_learning"] is True
+    assert inc["error_reduction_vs_best"] == pytest.approx(1.0)
+    assert inc["share"] == pytest.approx(1.0 / 2.25)
+    assert inc["avoided_kwh"] == pytest.approx(1.0 * 24 * 1000 * share)
+    assert inc["net_kgco2e"] == pytest.approx(inc["avoided_kgco2e"] - solar["compute_kgco2e"])
+    # the wind model is persistence itself: its benefit needs no machine learning
+    assert wind["avoided_kwh"] > 0
+    winc = wind["machine_learning_increment"]
+    assert winc["is_machine_learning"] is False and winc["avoided_kwh"] == 0.0
+    stored = conn.execute("SELECT assumptions->'machine_learning_increment'->>'baseline' "
+                          "FROM balances WHERE kind = 'solar'").fetchone()[0]
+    assert stored == "persistence"

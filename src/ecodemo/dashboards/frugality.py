@@ -116,7 +116,9 @@ LATEST_BALANCES = """
 def avoided_sql(t: dict[str, str]) -> str:
     return LATEST_BALANCES + f"""
     SELECT l.kind || ' · ' || coalesce(m.name || ' v' || m.version, l.model_id) AS model,
-           l.compute_kgco2e AS "{t['fr.spent']}", l.avoided_kgco2e AS "{t['fr.avoided_col']}"
+           l.compute_kgco2e AS "{t['fr.spent']}", l.avoided_kgco2e AS "{t['fr.avoided_col']}",
+           (l.assumptions->'machine_learning_increment'->>'avoided_kgco2e')::float8
+             AS "{t['fr.ml_added_col']}"
     FROM latest l LEFT JOIN models m ON m.model_id = l.model_id
     ORDER BY 1
     """
@@ -125,8 +127,14 @@ def avoided_sql(t: dict[str, str]) -> str:
 BALANCE_TABLE_SQL = LATEST_BALANCES + """
     SELECT l.kind, coalesce(m.name || ' v' || m.version, l.model_id) AS model,
            l.period_start, l.period_end, l.compute_kwh, l.compute_kgco2e, l.avoided_kwh,
-           l.avoided_kgco2e, l.net_kgco2e, l.benefit_cost_ratio, l.payback_hours, l.method,
-           l.assumptions::text AS assumptions, l.evaluated_at
+           l.avoided_kgco2e, l.net_kgco2e, l.benefit_cost_ratio, l.payback_hours,
+           -- what the model adds over the best no-AI forecast (0 when it is one)
+           l.assumptions->'machine_learning_increment'->>'baseline' AS best_no_ai_forecast,
+           (l.assumptions->'machine_learning_increment'->>'avoided_kgco2e')::float8
+             AS ml_added_avoided_kgco2e,
+           (l.assumptions->'machine_learning_increment'->>'net_kgco2e')::float8
+             AS ml_added_net_kgco2e,
+           l.method, l.assumptions::text AS assumptions, l.evaluated_at
     FROM latest l LEFT JOIN models m ON m.model_id = l.model_id
     ORDER BY 1, 2
 """

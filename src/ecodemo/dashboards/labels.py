@@ -100,6 +100,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "fr.avoided": ("Évité contre dépensé (kgCO2e)", "Avoided against spent (kgCO2e)"),
     "fr.spent": ("dépensé", "spent"),
     "fr.avoided_col": ("évité", "avoided"),
+    "fr.ml_added_col": ("évité en plus par l'IA (vs meilleure prévision sans IA)",
+                       "added by AI (vs best no-AI forecast)"),
     "fr.balance": ("Bilan net et temps de retour", "Net balance and payback time"),
     "fr.net": ("Bilan net (kgCO2e évités)", "Net balance (kgCO2e avoided)"),
     "fr.acc_energy": ("Précision contre énergie, pour chaque modèle de l'échelle",

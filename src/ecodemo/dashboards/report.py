@@ -164,7 +164,9 @@ def collect(conn: psycopg.Connection, lang: Lang = "fr") -> dict[str, Any]:
         {"name": t["fr.spent"], "color": "#d62728",
          "values": [_num(r[bi["compute_kgco2e"]]) for r in brows]},
         {"name": t["fr.avoided_col"], "color": "#2ca02c",
-         "values": [_num(r[bi["avoided_kgco2e"]]) for r in brows]}]}
+         "values": [_num(r[bi["avoided_kgco2e"]]) for r in brows]},
+        {"name": t["fr.ml_added_col"], "color": "#1f77b4",
+         "values": [_num(r[bi["ml_added_avoided_kgco2e"]]) for r in brows]}]}
     acc_energy = s.panel(frugality.ACC_ENERGY_SQL, far_past, now)
     data["acc_energy"] = acc_energy
     acols, arows = acc_energy

@@ -22,8 +22,10 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from ecodemo.energy import benefit
 from ecodemo.energy.accuracy import ALL_SENSORS, pooled_live_errors
 from ecodemo.errors import InputError
+from ecodemo.models.baselines import BASELINES
 from ecodemo.units import factor
 
 
@@ -108,7 +110,8 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
     units: dict[str, str | None] = {}
     for sensor, _h, mae, skill, mae_base, *_rest, unit in per_sensor:
         if mae_base is None:
-            if skill is None or skill >= 1:
+            # skill is against seasonal naive: it stands in for that baseline only
+            if baseline != "seasonal_naive" or skill is None or skill >= 1:
                 continue
             mae_base = mae / (1.0 - skill)  # skill = 1 - MAE/MAE_naive
         by_sensor.setdefault(sensor, []).append(mae_base - mae)
@@ -169,3 +172,77 @@ def balanced_models(conn: psycopg.Connection, kind: str, baseline: str,
         AND kind = %s AND model_id IS NOT NULL AND model_name <> %s
         ORDER BY model_id""", (kind, baseline)).fetchall()
     return [(r[0], "backtested model") for r in rows]
+
+
+_BEST_NO_AI = """
+WITH latest AS (
+    SELECT period_start, period_end FROM evaluations
+    WHERE source = 'backtest' AND kind = %(kind)s
+    ORDER BY evaluated_at DESC, period_end DESC LIMIT 1)
+SELECT e.model_name, avg(e.nmae) AS nmae
+FROM evaluations e JOIN latest l USING (period_start, period_end)
+WHERE e.source = 'backtest' AND e.kind = %(kind)s AND e.sensor_id = %(all)s
+  AND e.model_name = ANY(%(names)s) AND e.nmae IS NOT NULL
+GROUP BY e.model_name ORDER BY 2, 1 LIMIT 1
+"""
+
+
+def best_no_ai_baseline(conn: psycopg.Connection, kind: str) -> str | None:
+    """The no-AI rung (persistence, seasonal naive, climatology) with the lowest nMAE in the
+    kind's latest backtest, averaged over horizons; None without a backtest."""
+    row = conn.execute(_BEST_NO_AI, {"kind": kind, "all": ALL_SENSORS,
+                                     "names": list(BASELINES)}).fetchone()
+    return str(row[0]) if row else None
+
+
+def machine_learning_increment(conn: psycopg.Connection, kind: str, model_id: str,
+                               km: benefit.KindModel, avoided: benefit.Avoided,
+                               accounting_baseline: str,
+                               compute_kgco2e: float | None) -> dict[str, Any]:
+    """What the model adds over the best no-AI forecast, not only over the accounting baseline.
+
+    The balance credits a model with the error it removes against the accounting baseline
+    (seasonal naive); a no-AI forecast (persistence, say) may already remove much of it for
+    free. In the latest backtest, ``share`` = (error reduction against the best no-AI rung) /
+    (error reduction against the accounting baseline); the increment is the balance's avoided
+    energy and CO2 times that share (so it equals the balance when the best no-AI rung is the
+    baseline itself), and its net is after the model's whole compute cost (the no-AI rungs
+    cost next to nothing). A negative share means the model does worse than a no-AI forecast.
+    """
+    name_row = conn.execute("SELECT name FROM models WHERE model_id = %s", (model_id,)).fetchone()
+    name = str(name_row[0]) if name_row else model_id
+    out: dict[str, Any] = {"source": "backtest", "model_name": name,
+                           "accounting_baseline": accounting_baseline}
+    if name in BASELINES:
+        out.update(baseline=name, is_machine_learning=False, share=0.0, avoided_kwh=0.0,
+                   avoided_kgco2e=0.0, net_kgco2e=None,
+                   note=f"the model is itself a no-AI forecast ({name}): machine learning adds "
+                        f"nothing here, and its avoided energy needs no AI")
+        return out
+    best = best_no_ai_baseline(conn, kind)
+    unknown = dict(baseline=best, is_machine_learning=True, share=None, avoided_kwh=None,
+                   avoided_kgco2e=None, net_kgco2e=None)
+    if best is None:
+        out.update(unknown, note="no backtest of the kind's no-AI rungs: increment unknown")
+        return out
+    vs_best = backtest_reduction(conn, kind, model_id, km.error_unit, best)
+    vs_base = (vs_best if best == accounting_baseline else
+               backtest_reduction(conn, kind, model_id, km.error_unit, accounting_baseline))
+    if vs_best is None or vs_base is None or vs_base.error_reduction <= 0:
+        out.update(unknown, note=f"no backtest of the model beside '{best}' and "
+                                 f"'{accounting_baseline}' with a positive reduction: "
+                                 f"increment unknown")
+        return out
+    share = vs_best.error_reduction / vs_base.error_reduction
+    kg = avoided.avoided_kgco2e * share
+    out.update(baseline=best, is_machine_learning=True, share=share,
+               error_reduction_vs_best=vs_best.error_reduction,
+               error_reduction_vs_accounting_baseline=vs_base.error_reduction,
+               error_unit=km.error_unit, evaluation_period=vs_best.evaluation_period,
+               avoided_kwh=avoided.avoided_kwh * share, avoided_kgco2e=kg,
+               net_kgco2e=None if compute_kgco2e is None else kg - compute_kgco2e,
+               note=f"share of the error reduction against '{accounting_baseline}' that remains "
+                    f"against '{best}', the best no-AI rung of the latest backtest (nMAE "
+                    f"averaged over horizons), applied to the balance's avoided figures; net = "
+                    f"that avoided CO2 minus the model's whole compute CO2")
+    return out

@@ -135,6 +135,8 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                     "excluded": "evaluate/report/publish runs (accounting overhead) are not "
                                 "attributed to a kind",
                 })
+            b.assumptions["machine_learning_increment"] = improvement.machine_learning_increment(
+                conn, kind, model_id, km, av, base, b.compute_kgco2e)
             balance.upsert_balance(conn, b)
             out.append(summary_of(b))
     return out, skipped
@@ -163,4 +165,5 @@ def summary_of(b: balance.Balance) -> dict[str, Any]:
         "net_kgco2e": b.net_kgco2e, "benefit_cost_ratio": b.ratio,
         "payback_hours": b.payback_hours, "breakeven": b.breakeven(),
         "unmeasured_runs": b.unmeasured_runs(), "method": b.method,
+        "machine_learning_increment": b.assumptions.get("machine_learning_increment"),
     }
