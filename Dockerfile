@@ -23,6 +23,9 @@ WORKDIR /build/src
 # .dockerignore keeps the context to these files: no .venv, .git, data or secrets.
 COPY --chown=airflow:0 pyproject.toml README.md ./
 COPY --chown=airflow:0 src ./src
+# The wheel carries the sensor catalogue with its bundled snapshot, and the ladder specs.
+COPY --chown=airflow:0 sensors ./sensors
+COPY --chown=airflow:0 models/specs ./models/specs
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /build/dist .
 
 # --- stage 2: the runtime image ---

@@ -1,7 +1,8 @@
 """The Airflow image installs the wheel built from this repository (checked statically).
 
 The test builds the wheel the way the Dockerfile's first stage does (`pip wheel --no-deps .`,
-hatchling fetched by pip's build isolation) and compares its metadata with what the Dockerfile
+hatchling fetched by pip's build isolation, from a copy of only what that stage COPYs through
+.dockerignore) and compares its metadata with what the Dockerfile
 names: file name and version, Python of the base image vs requires-python, console script.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -34,12 +36,50 @@ def _expand(text: str, args: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Z_]+)\}", lambda m: args[m.group(1)], text)
 
 
+def _dockerignore_keeps(path: str) -> bool:
+    """Whether .dockerignore (an allow-list; the last matching pattern wins) sends ``path``."""
+    patterns = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    keep = True
+    for pat in patterns:
+        negate = pat.startswith("!")
+        pat = pat.lstrip("!").rstrip("/")
+        if fnmatch.fnmatch(path, pat) or path.startswith(pat + "/"):
+            keep = negate
+    return keep
+
+
+def _wheel_stage_copies() -> list[tuple[list[str], str]]:
+    """(sources, destination) of each COPY in the Dockerfile's wheel stage."""
+    text = DOCKERFILE.read_text()
+    stage = text[text.index(" AS wheel"):]
+    stage = stage[:stage.index("\nFROM ")]
+    out = []
+    for line in re.findall(r"^COPY (?!--from)(.*)$", stage, re.MULTILINE):
+        parts = [p for p in line.split() if not p.startswith("--")]
+        out.append((parts[:-1], parts[-1]))
+    return out
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The build context as the wheel stage sees it: only the COPYed paths .dockerignore lets in.
+    context = tmp_path_factory.mktemp("context")
+    for sources, dest in _wheel_stage_copies():
+        for src in sources:
+            # COPY a b ./ puts files into the folder; COPY src ./src copies the folder's content
+            to = context / dest / Path(src).name if dest.endswith("/") else context / dest
+            files = ([(REPO / src, to)] if (REPO / src).is_file() else
+                     [(f, to / f.relative_to(REPO / src)) for f in (REPO / src).rglob("*")
+                      if f.is_file()])
+            for f, target in files:
+                if _dockerignore_keeps(f.relative_to(REPO).as_posix()):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, target)
     out = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-q",
-         "--wheel-dir", str(out), str(REPO)],
+         "--wheel-dir", str(out), str(context)],
         capture_output=True, text=True, timeout=600, check=False)
     if built.returncode != 0 and "hatchling" in built.stderr and "No matching" in built.stderr:
         pytest.skip("hatchling (the build backend) could not be fetched from the package index")
@@ -102,18 +142,6 @@ def test_install_keeps_airflow_pins() -> None:
 
 def test_build_context_holds_what_the_dockerfile_copies() -> None:
     """Every COPY source exists and .dockerignore (an allow-list) lets it through."""
-    patterns = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
-
-    def included(path: str) -> bool:
-        keep = True
-        for pat in patterns:
-            negate = pat.startswith("!")
-            pat = pat.lstrip("!").rstrip("/")
-            if fnmatch.fnmatch(path, pat) or path.startswith(pat + "/"):
-                keep = negate
-        return keep
-
     sources = []
     for line in re.findall(r"^COPY (?!--from)(.*)$", DOCKERFILE.read_text(), re.MULTILINE):
         parts = [p for p in line.split() if not p.startswith("--")]
@@ -121,5 +149,5 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
     assert {"pyproject.toml", "README.md", "src"} <= set(sources)
     for src in sources:
         assert (REPO / src).exists(), src
-        assert included(src), f".dockerignore excludes {src}"
-    assert not included(".env") and not included(".venv") and not included(".git")
+        assert _dockerignore_keeps(src), f".dockerignore excludes {src}"
+    assert not any(_dockerignore_keeps(p) for p in (".env", ".venv", ".git"))
