@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,12 +56,18 @@ class Settings(BaseSettings):
     ingest_batch_rows: int = Field(
         default=500_000, ge=1_000, description="Rows per COPY batch (bounds memory)."
     )
-    log_level: str = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the CLI (--debug and --quiet override it).")
     benefit_model_path: Path | None = Field(
         default=None,
         description="YAML deep-merged over the shipped benefit model (energy/benefit_defaults).",
     )
     grid_zone: str = Field(default="FR", description="grid_intensity zone used for compute runs.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def embedded(self) -> bool:

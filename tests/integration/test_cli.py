@@ -106,6 +106,20 @@ def test_usage_error_is_short_and_non_zero(tmp_path) -> None:
         assert ("path" in res.stderr.lower()) or ("--bogus" in res.stderr)
 
 
+def test_log_level_setting_filters_logs_and_bad_value_is_one_line(db_url, tmp_path) -> None:
+    base = {"ECODEMO_DATABASE_URL": db_url, "ECODEMO_STATE_DIR": str(tmp_path / "state")}
+    info = run_cli(["evaluate"], cli_env(**base))  # logs the grid-intensity step at INFO
+    assert info.returncode == 0, info.stderr
+    assert " INFO ecodemo." in info.stderr
+    quiet = run_cli(["evaluate"], cli_env(**base, ECODEMO_LOG_LEVEL="warning"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert " INFO " not in quiet.stderr
+    bad = run_cli(["db", "status"], cli_env(**base, ECODEMO_LOG_LEVEL="loud"))
+    assert bad.returncode == 2  # ConfigError
+    assert bad.stderr.strip().splitlines() == [
+        "error: ECODEMO_LOG_LEVEL=LOUD: expected DEBUG, INFO, WARNING or ERROR"]
+
+
 def test_bad_readings_file_names_file_and_line(db_url, tmp_path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("time,site_id,value\n2024-01-01T00:00Z,bike-a,1\n")

