@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from ecodemo.dashboards.grafana_sql import (
     QueryContext,
@@ -170,3 +171,41 @@ def test_variable_formatting_matches_grafana() -> None:
                    "'2024-01-01T01:00:00.5Z'")
     ts = QueryContext(ctx.start, ctx.end, interval_ms=300_000, timescaledb=True)
     assert expand("$__timeGroup(ts, $__interval)", ts) == "time_bucket('300.000s',ts)"
+
+
+def test_history_panel_sums_sites_per_kind_past_the_line_limit(filled_store: FilledStore
+                                                               ) -> None:
+    """With more sites chosen than lines allowed, one line per kind and unit: the sum over the
+    sites of each sensor's hourly average (checked against the readings themselves)."""
+    from ecodemo.dashboards.labels import labels
+    from ecodemo.dashboards.territory import MOBILITY, history_sql
+
+    t = labels("en")
+    with psycopg.connect(filled_store.url, autocommit=True) as conn:
+        sites = [r[0] for r in conn.execute("SELECT site_id FROM sites ORDER BY 1")]
+        end = conn.execute("SELECT max(r.ts) FROM readings r JOIN sensors s USING (sensor_id) "
+                           "WHERE s.kind = 'bike'").fetchone()[0]
+        ctx = QueryContext(end - timedelta(days=2), end, {"site": Variable(sites)},
+                           interval_ms=3_600_000)
+        per_site = conn.execute(expand(history_sql(MOBILITY, t, "en"), ctx)).fetchall()
+        totals = conn.execute(expand(history_sql(MOBILITY, t, "en", max_lines=1), ctx)
+                              ).fetchall()
+        expected = dict(conn.execute(
+            """SELECT r.bucket, sum(a) FROM (
+                   SELECT date_trunc('hour', ts) AS bucket, sensor_id, avg(value) AS a
+                   FROM readings WHERE ts BETWEEN %s AND %s GROUP BY 1, 2) r
+               JOIN sensors s USING (sensor_id)
+               WHERE s.kind = 'bike' GROUP BY 1""",
+            (ctx.start, ctx.end)).fetchall())
+    n_bike = sum(1 for s in sites if "bike" in s)
+    assert len({m for _t, m, _v in per_site}) > 1           # one line per site label
+    metrics = {m for _t, m, _v in totals}
+    bike_line = f"bike · {n_bike} sites, total (bicycles/h)"
+    # bike, road traffic in vehicles/h (summed) and road occupancy in % (averaged)
+    assert bike_line in metrics, metrics
+    assert {m.rsplit(" (", 1)[1] for m in metrics} == {"bicycles/h)", "vehicles/h)", "%)"}
+    assert any(m.endswith("sites, mean (%)") for m in metrics), metrics
+    got = {ts: v for ts, m, v in totals if m == bike_line}
+    assert got and len(got) == len(expected)
+    for ts, v in got.items():
+        assert float(v) == pytest.approx(float(expected[ts]), rel=1e-9), ts

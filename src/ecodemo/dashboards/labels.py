@@ -24,6 +24,14 @@ _TEXT: dict[str, tuple[str, str]] = {
         "forecasts were. Pick one or more sites at the top of the page.",
     ),
     "site": ("Site", "Site"),
+    "sites_total": ("sites, total", "sites, total"),
+    "sites_mean": ("sites, moyenne", "sites, mean"),
+    "history.desc": (
+        "Une courbe par site ; au-delà de {n} sites choisis, une courbe par type et unité : la "
+        "somme des sites, ou leur moyenne pour un taux en % (choisissez moins de sites pour les "
+        "voir un par un).",
+        "One line per site; past {n} chosen sites, one line per kind and unit: the sum over the "
+        "sites, or their mean for a rate in % (choose fewer sites to see each one)."),
     "now.title": ("Maintenant : dernière mesure par site", "Now: latest measurement per site"),
     "now.desc": (
         "Dernière valeur reçue pour chaque site choisi (jusqu'à la fin de la période affichée), "

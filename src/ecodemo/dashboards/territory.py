@@ -21,6 +21,7 @@ from ecodemo.dashboards.common import (
 )
 from ecodemo.dashboards.labels import Lang, labels
 from ecodemo.dashboards.sql import PG, Sql
+from ecodemo.units import UNITS
 
 UID = "ecodemo-territory"
 RENEWABLE = "('solar', 'wind')"
@@ -61,31 +62,59 @@ NOW_SQL = """
 """
 
 
-def history_sql(kinds: str) -> str:
-    """Averages per site label and ``$__interval`` bucket over the period, sensors of ``kinds``.
+#: Past this many site lines a chart is unreadable: the history panels then draw one line per
+#: kind and unit, the sum over the selected sites (pick fewer sites to see each one).
+MAX_SITE_LINES = 20
 
-    The chosen sensors and their labels are resolved first (a few hundred rows), each label
-    numbered (``dense_rank``: sensors sharing a label share the number). The readings are then
-    read by range scans on the (sensor_id, ts) key for those sensors only and grouped on
-    (bucket, label number) before the text labels are joined back, so no text travels with each
-    reading. Each bucket's value is still ``avg(value)`` over all readings of the sensors that
-    share the label, as when grouping by the label itself.
+
+def history_sql(kinds: str, t: dict[str, str], lang: Lang,
+                max_lines: int = MAX_SITE_LINES) -> str:
+    """One line per site label (``$__interval`` averages) for sensors of ``kinds``, or, when
+    more than ``max_lines`` labels are selected, one line per kind and unit: the sum over the
+    sites of each sensor's bucket average (their mean for a ratio such as road occupancy in %).
+
+    The chosen sensors are resolved first (a few hundred rows) and each gets a line number; the
+    readings are read by one range scan on the (sensor_id, ts) key per sensor, averaged per
+    bucket, then combined per (bucket, line), and the text labels are joined back last, so no
+    text travels with each reading.
     """
+    not_additive = ", ".join(f"'{u}'" for u, (dim, _f) in UNITS.items() if dim == "ratio_pct")
     return f"""
-    WITH m AS (
-        SELECT se.sensor_id, s.name || ' (' || se.unit || ')' AS metric,
-               dense_rank() OVER (ORDER BY s.name || ' (' || se.unit || ')') AS metric_id
+    WITH s0 AS (
+        SELECT se.sensor_id, se.kind, se.unit, s.name || ' (' || se.unit || ')' AS site_metric
         FROM sensors se JOIN sites s ON s.site_id = se.site_id
         WHERE se.site_id IN ($site) AND se.kind IN {kinds}
     ),
+    m AS (
+        SELECT s0.sensor_id, n.many, s0.unit NOT IN ({not_additive}) AS additive,
+               CASE WHEN n.many
+                    THEN {kind_label_sql('s0.kind', lang)} || ' · ' ||
+                         count(*) OVER (PARTITION BY s0.kind, s0.unit) || ' ' ||
+                         CASE WHEN s0.unit IN ({not_additive}) THEN '{t["sites_mean"]}'
+                              ELSE '{t["sites_total"]}' END || ' (' || s0.unit || ')'
+                    ELSE s0.site_metric END AS metric
+        FROM s0 CROSS JOIN (SELECT count(DISTINCT site_metric) > {int(max_lines)} AS many
+                            FROM s0) n
+    ),
+    ml AS (SELECT m.*, dense_rank() OVER (ORDER BY m.metric) AS metric_id FROM m),
+    -- Per sensor, a range scan on the (sensor_id, ts) key grouped by bucket (LATERAL: one
+    -- small aggregate per sensor). date_bin gives a fixed-width timestamp key, cheaper to
+    -- group than the numeric epoch arithmetic of the timeGroup macro.
     b AS (
-        SELECT $__timeGroup(r.ts, $__interval) AS bucket, m.metric_id, avg(r.value) AS value
-        FROM m JOIN readings r ON r.sensor_id = m.sensor_id
-        WHERE r.sensor_id = ANY (ARRAY(SELECT sensor_id FROM m)) AND $__timeFilter(r.ts)
+        SELECT x.bucket, ml.metric_id,
+               CASE WHEN bool_or(ml.many) AND bool_and(ml.additive) THEN sum(x.value)
+                    ELSE avg(x.value) END AS value
+        FROM ml CROSS JOIN LATERAL (
+            SELECT date_bin(make_interval(secs => $__interval_ms / 1000.0), r.ts,
+                            timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                   avg(r.value) AS value
+            FROM readings r
+            WHERE r.sensor_id = ml.sensor_id AND $__timeFilter(r.ts)
+            GROUP BY 1) x
         GROUP BY 2, 1
     )
     SELECT b.bucket AS "time", k.metric, b.value
-    FROM b JOIN (SELECT DISTINCT metric_id, metric FROM m) k ON k.metric_id = b.metric_id
+    FROM b JOIN (SELECT DISTINCT metric_id, metric FROM ml) k ON k.metric_id = b.metric_id
     ORDER BY 1
     """
 
@@ -232,7 +261,9 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
         .with_panel(sites_map)
         .with_panel(forecast)
         .with_row(dash.Row(t["rows.history"]))
-        .with_panel(ts_panel(t["production.title"], history_sql(RENEWABLE), min_interval="1h"))
-        .with_panel(ts_panel(t["mobility.title"], history_sql(MOBILITY), min_interval="1h"))
+        .with_panel(ts_panel(t["production.title"], history_sql(RENEWABLE, t, lang),
+                             min_interval="1h").description(t["history.desc"].format(n=MAX_SITE_LINES)))
+        .with_panel(ts_panel(t["mobility.title"], history_sql(MOBILITY, t, lang),
+                             min_interval="1h").description(t["history.desc"].format(n=MAX_SITE_LINES)))
     )
 
