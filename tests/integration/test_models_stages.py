@@ -102,3 +102,27 @@ def test_promote_and_rollback(store, conn) -> None:
 def test_forecast_without_model_is_a_clear_error(store) -> None:
     with pytest.raises(ModelError, match="ecodemo train"):
         stages.forecast(store, "solar")
+
+
+def test_grid_follows_the_sensors_with_readings(conn) -> None:
+    """A registered sensor without readings (30 min) must not set the grid of a kind whose only
+    readings are at 15 min; with both present at equal count, the coarser grid wins."""
+    import pyarrow as pa
+
+    from ecodemo.models.data import load_panel
+    from ecodemo.store.ingest import ingest_table
+    from ecodemo.store.sites import Site, register_sites
+
+    register_sites(conn, [
+        Site("pv-15", "PV 15 min", "solar", 39.7, -105.2, "W", resolution="PT15M"),
+        Site("pv-30", "PV 30 min, no data yet", "solar", 49.9, 2.8, "W", resolution="PT30M")])
+    stamps = [(datetime(2024, 6, 1, tzinfo=UTC) + timedelta(minutes=15 * i)).isoformat()
+              for i in range(8)]
+    ingest_table(conn, pa.table({"timestamp": stamps, "site_id": ["pv-15"] * 8,
+                                 "value": [str(i) for i in range(8)], "unit": ["W"] * 8}), "t")
+    conn.commit()
+    assert load_panel(conn, "solar").step == timedelta(minutes=15)
+    ingest_table(conn, pa.table({"timestamp": stamps[::2], "site_id": ["pv-30"] * 4,
+                                 "value": ["1"] * 4, "unit": ["W"] * 4}), "t")
+    conn.commit()
+    assert load_panel(conn, "solar").step == timedelta(minutes=30)

@@ -24,7 +24,7 @@ def kinds_with_data(conn: psycopg.Connection) -> list[str]:
 
 
 def _sensor_metas(conn: psycopg.Connection, kind: str) -> tuple[list[SensorMeta],
-                                                                   pd.Timedelta | None,
+                                                                   dict[str, pd.Timedelta],
                                                                    str | None]:
     rows = conn.execute(
         """SELECT s.sensor_id, s.unit, s.resolution, s.timezone, si.latitude, si.longitude,
@@ -33,11 +33,21 @@ def _sensor_metas(conn: psycopg.Connection, kind: str) -> tuple[list[SensorMeta]
            WHERE s.kind = %s AND s.enabled ORDER BY s.sensor_id""", (kind,)).fetchall()
     metas = [SensorMeta(sensor_id=r[0], unit=r[1], timezone=r[3] or "Europe/Paris",
                         latitude=r[4], longitude=r[5]) for r in rows]
-    resolutions = [pd.Timedelta(r[2]) for r in rows if r[2] is not None]
-    step = pd.Series(resolutions).mode().iloc[0] if resolutions else None
+    resolutions = {r[0]: pd.Timedelta(r[2]) for r in rows if r[2] is not None}
     stations = [r[6] for r in rows if r[6]]
     station = pd.Series(stations).mode().iloc[0] if stations else None
-    return metas, step, station
+    return metas, resolutions, station
+
+
+def _grid_step(resolutions: dict[str, pd.Timedelta], present: set[str]) -> pd.Timedelta | None:
+    """The most common declared resolution among the sensors that have readings (a registered
+    sensor without data must not set the grid); on a tie the coarsest, so that no sensor's
+    readings leave every other step empty."""
+    declared = [res for sid, res in resolutions.items() if sid in present]
+    if not declared:
+        return None
+    counts = pd.Series(declared).value_counts()
+    return max(counts.index[counts == counts.max()])
 
 
 def _pick_station(conn: psycopg.Connection, declared: str | None, start: datetime,
@@ -80,7 +90,7 @@ def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = Non
     """All enabled sensors of ``kind`` on one grid (the sensors' declared resolution), with
     the observed weather of the sites' station when the store has it (up to
     ``weather_ahead_h`` hours past the last reading, for forecasting)."""
-    metas, step, declared = _sensor_metas(conn, kind)
+    metas, resolutions, declared = _sensor_metas(conn, kind)
     if not metas:
         raise ModelError(f"no sensors of kind '{kind}' in the store")
     sql = """SELECT r.sensor_id, r.ts, r.value FROM readings r JOIN sensors s USING (sensor_id)
@@ -97,4 +107,5 @@ def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = Non
     station = _pick_station(conn, declared, start, end)
     weather = (load_weather(conn, station, start - timedelta(days=1),
                             end + timedelta(hours=weather_ahead_h + 6)) if station else None)
+    step = _grid_step(resolutions, set(frame["sensor_id"].unique()))
     return panel_from_long(kind, frame, metas, step=step, weather=weather)
