@@ -126,3 +126,26 @@ def test_grid_follows_the_sensors_with_readings(conn) -> None:
                                  "value": ["1"] * 4, "unit": ["W"] * 4}), "t")
     conn.commit()
     assert load_panel(conn, "solar").step == timedelta(minutes=30)
+
+
+def test_read_readings_matches_a_plain_select(store, conn) -> None:
+    """The byte-level read (one row per sensor, big-endian arrays) returns exactly the stored
+    readings, with the time filter applied and sensors without readings left out."""
+    from ecodemo.models.data import read_readings
+
+    ids = [r[0] for r in conn.execute(
+        "SELECT sensor_id FROM sensors WHERE kind = 'bike' ORDER BY 1 LIMIT 3")]
+    ids.append("no-such-sensor")
+    since = conn.execute("SELECT min(ts) + interval '10 days' FROM readings "
+                         "WHERE sensor_id = ANY(%s)", (ids,)).fetchone()[0]
+    until = since + timedelta(days=20)
+    got = read_readings(conn, ids, since, until)
+    want = conn.execute(
+        "SELECT sensor_id, ts, value FROM readings WHERE sensor_id = ANY(%s) "
+        "AND ts BETWEEN %s AND %s ORDER BY 1, 2", (ids, since, until)).fetchall()
+    assert len(want) > 100
+    rows = sorted(zip(got["sensor_id"].astype(str), got["ts"], got["value"], strict=True))
+    assert [(s, t.to_pydatetime(), v) for s, t, v in rows] == [
+        (s, t, float(v)) for s, t, v in want]
+    assert str(got["ts"].dt.tz) == "UTC"
+    assert read_readings(conn, ["no-such-sensor"], None, None).empty

@@ -85,6 +85,46 @@ def load_weather(conn: psycopg.Connection, station: str, start: datetime,
     return wide
 
 
+# Readings come back as one row per sensor holding two byte strings: the timestamps
+# (``timestamptz_send``: int64 microseconds since 2000-01-01) and the values (``float8send``),
+# both big-endian, concatenated in the same row order by one aggregation. NumPy reads them
+# as they are: fetching 2 M readings as Python tuples cost half of a training run at 250
+# sensors x 1 year, and a COPY is read one row at a time.
+_READINGS_SQL = """
+    SELECT s.idx, string_agg(timestamptz_send(r.ts), ''::bytea),
+           string_agg(float8send(r.value), ''::bytea)
+    FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS s(sensor_id, idx)
+    JOIN readings r ON r.sensor_id = s.sensor_id
+    WHERE (%(since)s::timestamptz IS NULL OR r.ts >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR r.ts <= %(until)s)
+    GROUP BY s.idx
+"""
+_PG_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
+
+
+def read_readings(conn: psycopg.Connection, sensor_ids: list[str], since: datetime | None,
+                  until: datetime | None) -> pd.DataFrame:
+    """Readings of ``sensor_ids`` in [since, until] as a frame ``sensor_id`` (categorical),
+    ``ts`` (UTC), ``value`` (float64)."""
+    rows = conn.execute(_READINGS_SQL, {"ids": sensor_ids, "since": since, "until": until},
+                        binary=True).fetchall()
+    codes, stamps, values = [], [], []
+    for idx, ts_bytes, value_bytes in rows:
+        ts = np.frombuffer(ts_bytes, dtype=">i8")
+        codes.append(np.full(len(ts), int(idx) - 1, dtype=np.int64))
+        stamps.append(ts)
+        values.append(np.frombuffer(value_bytes, dtype=">f8"))
+    if not rows:
+        return pd.DataFrame({"sensor_id": pd.Categorical([], categories=list(sensor_ids)),
+                             "ts": pd.DatetimeIndex([], tz="UTC"), "value": np.array([])})
+    return pd.DataFrame({
+        "sensor_id": pd.Categorical.from_codes(np.concatenate(codes),
+                                               categories=list(sensor_ids)),
+        "ts": _PG_EPOCH + pd.to_timedelta(np.concatenate(stamps).astype(np.int64), unit="us"),
+        "value": np.concatenate(values).astype(np.float64),
+    })
+
+
 def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = None,
                until: datetime | None = None, weather_ahead_h: float = 48.0) -> Panel:
     """All enabled sensors of ``kind`` on one grid (the sensors' declared resolution), with
@@ -93,16 +133,9 @@ def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = Non
     metas, resolutions, declared = _sensor_metas(conn, kind)
     if not metas:
         raise ModelError(f"no sensors of kind '{kind}' in the store")
-    sql = """SELECT r.sensor_id, r.ts, r.value FROM readings r JOIN sensors s USING (sensor_id)
-             WHERE s.kind = %(kind)s AND s.enabled
-               AND (%(since)s::timestamptz IS NULL OR r.ts >= %(since)s)
-               AND (%(until)s::timestamptz IS NULL OR r.ts <= %(until)s)"""
-    params = {"kind": kind, "since": since, "until": until}
-    rows = conn.execute(sql, params).fetchall()
-    if not rows:
+    frame = read_readings(conn, [m.sensor_id for m in metas], since, until)
+    if frame.empty:
         raise ModelError(f"no readings for kind '{kind}' in the store")
-    frame = pd.DataFrame(rows, columns=["sensor_id", "ts", "value"])
-    frame["value"] = frame["value"].astype(np.float64)
     start, end = frame["ts"].min(), frame["ts"].max()
     station = _pick_station(conn, declared, start, end)
     weather = (load_weather(conn, station, start - timedelta(days=1),

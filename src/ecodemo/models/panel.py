@@ -101,6 +101,24 @@ def infer_step(ts: pd.Series) -> pd.Timedelta:
     return pd.Timedelta(diffs.mode().iloc[0])
 
 
+def _sensor_columns(sensor_id: pd.Series) -> tuple[list[str], np.ndarray]:
+    """(sorted distinct sensor ids, each row's column among them); a categorical column is
+    mapped through its codes (no per-row strings for millions of readings)."""
+    if isinstance(sensor_id.dtype, pd.CategoricalDtype):
+        codes = sensor_id.cat.codes.to_numpy()
+        present = np.unique(codes)
+        names = [str(c) for c in sensor_id.cat.categories]
+        ids = sorted(names[c] for c in present)
+        position = {name: i for i, name in enumerate(ids)}
+        remap = np.full(len(names), -1, dtype=np.int64)
+        for c in present:
+            remap[c] = position[names[c]]
+        return ids, remap[codes]
+    as_text = sensor_id.astype(str)
+    ids = sorted(as_text.unique())
+    return ids, pd.Categorical(as_text, categories=ids).codes
+
+
 def panel_from_long(kind: str, frame: pd.DataFrame, sensors: list[SensorMeta] | None = None,
                     step: pd.Timedelta | None = None,
                     weather: pd.DataFrame | None = None) -> Panel:
@@ -116,14 +134,13 @@ def panel_from_long(kind: str, frame: pd.DataFrame, sensors: list[SensorMeta] | 
     if step is None:
         first = frame["sensor_id"].iloc[0]
         step = infer_step(ts[frame["sensor_id"] == first])
-    ids = sorted(frame["sensor_id"].astype(str).unique())
+    ids, col = _sensor_columns(frame["sensor_id"])
     by_id = {s.sensor_id: s for s in (sensors or [])}
     metas = tuple(by_id.get(i, SensorMeta(i)) for i in ids)
     origin = pd.Timestamp("2000-01-01", tz="UTC")
     floored = origin + ((ts - origin) // step) * step
     start, end = floored.min(), floored.max()
     times = pd.date_range(start, end, freq=step)
-    col = pd.Categorical(frame["sensor_id"].astype(str), categories=ids).codes
     row = ((floored - start) // step).to_numpy().astype(np.int64)
     sums = np.zeros((len(times), len(ids)))
     counts = np.zeros((len(times), len(ids)))
