@@ -195,7 +195,9 @@ def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0) -> None
         for name in ("seasonal_naive", "climatology", "lgbm_small", "lgbm_large"):
             f = Forecaster(make_point(name, spec["rungs"][name] or {}, num_threads=threads,
                                       horizon_h=HORIZON_H), horizon_h=HORIZON_H,
-                           cal_days=spec["calibration"]["days"])
+                           cal_days=spec["calibration"]["days"],
+                           cal_every_h=spec["calibration"]["every_h"],
+                           vol_days=spec["calibration"]["volatility_days"])
             t0 = time.perf_counter()
             f.fit(panel, int(origins[0]))
             fit_s = time.perf_counter() - t0

@@ -3,8 +3,9 @@
 Fitting uses only grid rows ``<= train_end``: the point model learns from rows before a
 held-out calibration window (the last ``cal_days`` days, or a quarter of a short history), then
 forecasts issued every ``cal_every_h`` hours inside that window give the residuals that set the
-bands (:mod:`ecodemo.models.calibration`). Baselines are calibrated the same way, so every rung
-of the ladder publishes bands.
+bands (:mod:`ecodemo.models.calibration`), widened or narrowed by the series' volatility over
+the ``vol_days`` days before each issue time. Baselines are calibrated the same way, so every
+rung of the ladder publishes bands.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ class Forecaster:
     """Point model + residual bands, fitted on rows ``<= train_end``."""
 
     def __init__(self, point: PointForecaster, *, horizon_h: float, cal_days: float = 21.0,
-                 cal_every_h: float = 6.0) -> None:
+                 cal_every_h: float = 6.0, vol_days: float = 3.0) -> None:
         self.point = point
         self.name = point.name
         self.horizon_h = horizon_h
         self.cal_days = cal_days
         self.cal_every_h = cal_every_h
+        self.vol_days = vol_days      # 0: bands ignore the recent volatility
         self.bands = ResidualBands()
         self.scale: dict[str, float] = {}
         self.fit_end_ts: str | None = None
@@ -74,8 +76,14 @@ class Forecaster:
         ids = panel.sensor_ids
         self.scale = {s: float(scale[j]) for j, s in enumerate(ids)}
         lead_edges = sorted({panel.steps_for_hours(h) for h in LEAD_GROUPS_H})
+        factor = None
+        if self.vol_days > 0:
+            factor = self.bands.fit_volatility(seen.values, origins, ids,
+                                               panel.steps_for_hours(24 * self.vol_days),
+                                               panel.steps_per_day)
         self.bands.fit(p50, actual, scale, lead_edges,
-                       {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])})
+                       {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])},
+                       factor)
         self.train_start_ts = panel.times[first].isoformat()
         self.fit_end_ts = panel.times[fit_end].isoformat()
         self.train_end_ts = panel.times[train_end].isoformat()
@@ -87,13 +95,14 @@ class Forecaster:
         p50 = self.point.predict(panel, origins, n_steps)
         own = robust_scale(panel.values[: int(origins.min()) + 1])
         scale = np.array([self.scale.get(s, own[j]) for j, s in enumerate(panel.sensor_ids)])
-        return self.bands.apply(p50, scale, panel.sensor_ids)
+        factor = self.bands.factor(panel.values, origins, panel.sensor_ids)
+        return self.bands.apply(p50, scale, panel.sensor_ids, factor)
 
     # -- persistence ------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "horizon_h": self.horizon_h, "cal_days": self.cal_days,
-                "cal_every_h": self.cal_every_h, "bands": self.bands.state(),
-                "scale": self.scale, "point": self.point.state(),
+                "cal_every_h": self.cal_every_h, "vol_days": self.vol_days,
+                "bands": self.bands.state(), "scale": self.scale, "point": self.point.state(),
                 "train_start": self.train_start_ts, "fit_end": self.fit_end_ts,
                 "train_end": self.train_end_ts}
 
@@ -123,7 +132,7 @@ class Forecaster:
         else:
             raise ModelError(f"unknown model type in {path}")
         m = cls(point, horizon_h=f["horizon_h"], cal_days=f["cal_days"],
-                cal_every_h=f["cal_every_h"])
+                cal_every_h=f["cal_every_h"], vol_days=f.get("vol_days", 0.0))
         m.bands = ResidualBands.from_state(f["bands"])
         m.scale = dict(f["scale"])
         m.train_start_ts, m.fit_end_ts, m.train_end_ts = (f["train_start"], f["fit_end"],

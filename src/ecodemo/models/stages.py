@@ -133,7 +133,8 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
         point = make_point(name, rung or {}, num_threads=settings.num_threads,
                            horizon_h=horizon_h)
         f = Forecaster(point, horizon_h=horizon_h, cal_days=spec["calibration"]["days"],
-                       cal_every_h=spec["calibration"]["every_h"])
+                       cal_every_h=spec["calibration"]["every_h"],
+                       vol_days=spec["calibration"]["volatility_days"])
         with track_run(settings, "train", sensor_kind=kind,
                        details={"rung": name, "purpose": "ladder backtest"}) as tr:
             f.fit(panel, train_end)
@@ -238,7 +239,8 @@ def train(settings: Settings, kind: str, promote: bool = True,
     f = Forecaster(make_point(name, spec["rungs"][name] or {}, num_threads=settings.num_threads,
                               horizon_h=horizon_h),
                    horizon_h=horizon_h, cal_days=spec["calibration"]["days"],
-                   cal_every_h=spec["calibration"]["every_h"])
+                   cal_every_h=spec["calibration"]["every_h"],
+                   vol_days=spec["calibration"]["volatility_days"])
     with track_run(settings, "train", sensor_kind=kind,
                    details={"rung": name, "purpose": "production"}) as run:
         f.fit(panel, train_end)
