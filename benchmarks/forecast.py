@@ -178,14 +178,14 @@ def cut_before(panel: Panel, days: float) -> Panel:
 
 
 def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
-                      vol_days: float | None = None) -> None:
+                      err_days: float | None = None) -> None:
     spec = load_ladder_spec()
-    if vol_days is not None:
-        spec["calibration"]["volatility_days"] = vol_days
+    if err_days is not None:
+        spec["calibration"]["recent_error_days"] = err_days
     print(f"\n3. accuracy at {HORIZON_H} h on the shared data ({FOLDS} daily origins; "
           "skill = 1 - MAE/MAE seasonal naive; coverage of p10-p90, 0.8 ideal)"
           + (f"; window shifted {shift_days:g} days earlier" if shift_days else "")
-          + f"; band volatility window {spec['calibration']['volatility_days']:g} days")
+          + f"; band recent-error window {spec['calibration']['recent_error_days']:g} days")
     print(f"   {'kind':8}{'sensors':>8}  {'rung':16}{'nMAE':>8}{'skill':>8}{'cover':>8}"
           f"{'fit s':>8}")
     for kind in ("bike", "traffic", "solar", "wind"):
@@ -201,7 +201,7 @@ def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
                                       horizon_h=HORIZON_H), horizon_h=HORIZON_H,
                            cal_days=spec["calibration"]["days"],
                            cal_every_h=spec["calibration"]["every_h"],
-                           vol_days=spec["calibration"]["volatility_days"])
+                           err_days=spec["calibration"]["recent_error_days"])
             t0 = time.perf_counter()
             f.fit(panel, int(origins[0]))
             fit_s = time.perf_counter() - t0
@@ -222,9 +222,9 @@ def main() -> int:
     ap.add_argument("--shift-days", type=float, default=0.0,
                     help="part 3: evaluate the 4 weeks ending this many days before each "
                          "kind's last reading (0: the last 4 weeks)")
-    ap.add_argument("--vol-days", type=float, default=None,
-                    help="part 3: override the ladder's calibration.volatility_days "
-                         "(0: bands ignore recent volatility, as before)")
+    ap.add_argument("--err-days", type=float, default=None,
+                    help="part 3: override the ladder's calibration.recent_error_days "
+                         "(0: bands ignore the recent errors, as before)")
     args = ap.parse_args()
     if not (args.data / "transport_paris_bike_counters_hourly.csv.gz").is_file():
         print(f"shared data not found in {args.data}; nothing to benchmark")
@@ -237,7 +237,7 @@ def main() -> int:
     if not args.skip_speed:
         speed_targets(bikes, args.threads)
     if not args.skip_accuracy:
-        accuracy_per_kind(args.data, args.threads, args.shift_days, args.vol_days)
+        accuracy_per_kind(args.data, args.threads, args.shift_days, args.err_days)
     return 0
 
 

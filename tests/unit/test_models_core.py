@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ecodemo.models.baselines import Climatology, Persistence, SeasonalNaive
-from ecodemo.models.calibration import ResidualBands, recent_volatility
+from ecodemo.models.calibration import ResidualBands
 from ecodemo.models.features import FeatureContext, calendar_frame, feature_names, robust_scale
-from ecodemo.models.forecaster import Forecaster
+from ecodemo.models.forecaster import Forecaster, recent_error
 from ecodemo.models.ladder import choose
 from ecodemo.models.lgbm import LgbmForecaster, LgbmSpec
 from ecodemo.models.metrics import ALL, score
@@ -145,42 +145,50 @@ def test_single_sensor_half_hourly_solar() -> None:
     assert np.abs(p50[0, night, 0]).max() < np.abs(p50[0, ~night, 0]).max()
 
 
-def test_recent_volatility_ignores_the_daily_cycle_and_later_rows() -> None:
-    day = 24
-    t = np.arange(10 * day)
-    cycle = 100 + 50 * np.sin(2 * np.pi * t / day)
-    noise = np.random.default_rng(0).normal(0, 30, len(t))
-    values = np.column_stack([cycle, cycle + np.where(t >= 6 * day, noise, 0.0)])
-    vol = recent_volatility(values, np.array([5 * day, 9 * day]), 2 * day, day)
-    np.testing.assert_allclose(vol[:, 0], 0.0, atol=1e-9)   # a regular cycle is not volatility
-    assert vol[0, 1] == pytest.approx(0.0, abs=1e-9) and vol[1, 1] > 5
-    later = values.copy()
-    later[5 * day + 1:] = 1e6                                # rows after the issue are not read
-    assert recent_volatility(later, np.array([5 * day]), 2 * day, day)[0, 1] == vol[0, 1]
+def _stormy_before(panel: Panel, origin: int, hours: int, seed: int = 3) -> Panel:
+    """The panel with the ``hours`` before (and at) ``origin`` far from their usual pattern."""
+    vals = panel.values.copy()
+    rng = np.random.default_rng(seed)
+    vals[origin - hours + 1: origin + 1] *= rng.uniform(0.2, 3.0, (hours, vals.shape[1]))
+    return Panel(panel.kind, panel.times, panel.sensors, vals, panel.step)
 
 
-def test_bands_widen_after_a_volatile_spell_and_old_state_loads() -> None:
+def test_recent_error_scores_only_forecasts_whose_targets_are_known() -> None:
+    panel = _panel(days=40)
+    origin = len(panel.times) - 100
+    scale = robust_scale(panel.values[: origin + 1])
+    o = np.array([origin])
+    calm = recent_error(SeasonalNaive(), panel, o, 24, 3, scale)
+    later = recent_error(SeasonalNaive(), _perturb_after(panel, origin), o, 24, 3, scale)
+    np.testing.assert_array_equal(calm, later)
+    assert np.isfinite(calm).all()
+    stormy = recent_error(SeasonalNaive(), _stormy_before(panel, origin, 48), o, 24, 3, scale)
+    assert (stormy > 2 * calm).all()
+    # too close to the start of the data: nothing to score
+    assert np.isnan(recent_error(SeasonalNaive(), panel, np.array([30]), 24, 3, scale)).all()
+
+
+def test_bands_widen_after_a_spell_of_large_errors_and_old_state_loads() -> None:
     panel = _panel(days=60)
     origin = len(panel.times) - 25
-    f = Forecaster(Climatology(), horizon_h=24, cal_days=14, vol_days=3)
+    f = Forecaster(Climatology(), horizon_h=24, cal_days=14, err_days=3)
     f.fit(panel, origin - 24 * 5)
-    # the same history, but the 3 days before the issue swing far from their usual pattern
-    vals = panel.values.copy()
-    rng = np.random.default_rng(3)
-    vals[origin - 71: origin + 1] *= rng.uniform(0.2, 3.0, (71 + 1, vals.shape[1]))
-    stormy = Panel(panel.kind, panel.times, panel.sensors, vals, panel.step)
+    assert f.bands.err_k == 3 and set(f.bands.err_ref) == set(panel.sensor_ids)
+    stormy = _stormy_before(panel, origin, 72)
     o = np.array([origin])
     lo_c, mid_c, hi_c = f.predict(panel, o, 24)
     lo_s, mid_s, hi_s = f.predict(stormy, o, 24)
     np.testing.assert_array_equal(mid_c, mid_s)              # climatology: same p50
-    calm_factor = f.bands.factor(panel.values, o, panel.sensor_ids)
-    storm_factor = f.bands.factor(vals, o, panel.sensor_ids)
-    assert (storm_factor > 1.5 * calm_factor).all()
     assert ((hi_s - lo_s).sum(axis=1) > 1.5 * (hi_c - lo_c).sum(axis=1)).all()
-    # a state saved before volatility scaling has no vol keys: its bands ignore volatility
-    old = {k: v for k, v in f.bands.state().items() if not k.startswith("vol_")}
+    # without the scaling the band ignores what happened before the issue
+    g = Forecaster(Climatology(), horizon_h=24, cal_days=14, err_days=0)
+    g.fit(panel, origin - 24 * 5)
+    for a, b in zip(g.predict(panel, o, 24), g.predict(stormy, o, 24), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a state saved before the scaling existed has no err keys: its bands ignore recent errors
+    old = {k: v for k, v in f.bands.state().items() if not k.startswith("err_")}
     legacy = ResidualBands.from_state(old)
-    np.testing.assert_array_equal(legacy.factor(vals, o, panel.sensor_ids), 1.0)
+    assert legacy.factor(np.ones((1, 2)), panel.sensor_ids) is None
     assert ResidualBands.from_state(f.bands.state()).state() == f.bands.state()
 
 

@@ -8,16 +8,16 @@ than ``min_count`` residuals uses its lead group's pooled quantiles. Bands are c
 the sensor's training minimum (counts cannot be negative; small negative night-time PV stays
 possible), and ordered p10 <= p50 <= p90.
 
-Volatility scaling (optional, ``vol_window > 0``): a calibration window of three weeks cannot
-know whether the coming days are calm or stormy, and a windy month after a calm one got bands
-that covered 0.66 instead of 0.8. So each residual is also divided by a factor known at issue
-time: the series' recent day-on-day change (mean ``|y[t] - y[t - season]|`` over the
-``vol_window`` steps up to the origin; the seasonal difference, so a regular daily cycle does
-not count as volatility) relative to its median over the calibration origins, clipped to
-[1/4, 4] and square-rooted (the ratio comes from a few days of data: half-way, in log terms,
-between ignoring it and trusting it fully). The band of a forecast issued after a volatile
-spell is wider, after a calm one narrower; the quantiles are learned on the rescaled residuals,
-so on the calibration window itself the band keeps its nominal coverage.
+Recent-error scaling (optional, ``err_ref`` set): a calibration window of three weeks cannot
+know whether the coming days are easy or hard to forecast, and a stormy month after a calmer
+one got wind bands covering 0.66 instead of 0.8. So each residual is also divided by a factor
+known at issue time: the point model's own mean absolute error (in sensor scales) over the
+forecasts it would have issued 1, 2 .. ``err_k`` horizons before the origin (their targets are
+all at or before the issue time), relative to the median of that figure over the calibration
+origins, clipped to [1/4, 4] and square-rooted (a few days of errors make a noisy ratio: half-way,
+in log terms, between ignoring it and trusting it fully). The quantiles are learned on the
+rescaled residuals, so on the calibration window the band keeps its nominal coverage; after a
+spell of large errors the band widens, after a spell of small ones it narrows.
 """
 
 from __future__ import annotations
@@ -29,28 +29,8 @@ import numpy as np
 
 LEAD_GROUPS_H = (1.0, 3.0, 6.0, 12.0, 24.0, 48.0)
 QUANTILES = (0.1, 0.9)
-VOL_CLIP = (0.25, 4.0)    # bounds of the recent / typical volatility ratio
-VOL_POWER = 0.5           # band width grows with the square root of that ratio
-
-
-def recent_volatility(values: np.ndarray, origins: np.ndarray, window: int,
-                      season: int) -> np.ndarray:
-    """Mean ``|y[t] - y[t - season]|`` over ``t`` in ``(o - window, o]`` for each origin ``o``.
-
-    ``values``: [time, sensor]; returns [origin, sensor] in sensor units (NaN without data).
-    Reads only ``values[: o + 1]``: known at the issue time.
-    """
-    out = np.full((len(origins), values.shape[1]), np.nan)
-    for i, o in enumerate(np.asarray(origins, dtype=int)):
-        start = max(0, o - window - season + 1)
-        win = values[start: o + 1]
-        if len(win) <= season:
-            continue
-        with np.errstate(all="ignore"):
-            diff = np.abs(win[season:] - win[:-season])
-            has = np.isfinite(diff).any(axis=0)
-            out[i, has] = np.nanmean(diff[:, has], axis=0)
-    return out
+ERR_CLIP = (0.25, 4.0)    # bounds of the recent / typical error ratio
+ERR_POWER = 0.5           # band width grows with the square root of that ratio
 
 
 @dataclass
@@ -61,33 +41,31 @@ class ResidualBands:
     pooled: list[list[float]] = field(default_factory=list)       # [group] -> [q10, q90]
     lower: dict[str, float] = field(default_factory=dict)          # per sensor
     min_count: int = 30
-    vol_window: int = 0                                           # steps; 0: no scaling
-    vol_season: int = 1                                           # steps (one day)
-    vol_ref: dict[str, float] = field(default_factory=dict)       # typical volatility, per sensor
+    err_k: int = 0                                                # past forecasts; 0: off
+    err_ref: dict[str, float] = field(default_factory=dict)       # typical recent error
 
-    def factor(self, values: np.ndarray, origins: np.ndarray,
-               sensor_ids: list[str]) -> np.ndarray:
-        """Band width multiplier [origin, sensor] from the volatility before each origin."""
-        ones = np.ones((len(origins), len(sensor_ids)))
-        if self.vol_window <= 0:
-            return ones
-        vol = recent_volatility(values, origins, self.vol_window, self.vol_season)
-        ref = np.array([self.vol_ref.get(s, np.nan) for s in sensor_ids])
+    def factor(self, recent: np.ndarray | None, sensor_ids: list[str]) -> np.ndarray | None:
+        """Band width multipliers [origin, sensor] from the recent errors [origin, sensor]
+        (None when the scaling is off); an unknown sensor or missing errors count as typical."""
+        if recent is None or self.err_k <= 0:
+            return None
+        ref = np.array([self.err_ref.get(s, np.nan) for s in sensor_ids])
         with np.errstate(all="ignore"):
-            ratio = vol / ref[None, :]
-        ratio = np.where(np.isfinite(ratio), ratio, 1.0)   # unknown sensor or no data: as typical
-        return np.clip(ratio, *VOL_CLIP) ** VOL_POWER
+            ratio = recent / ref[None, :]
+        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+        return np.clip(ratio, *ERR_CLIP) ** ERR_POWER
 
-    def fit_volatility(self, values: np.ndarray, origins: np.ndarray, sensor_ids: list[str],
-                       window: int, season: int) -> np.ndarray:
-        """Learn each sensor's typical volatility on the calibration origins; their factors."""
-        self.vol_window, self.vol_season = int(window), max(1, int(season))
-        vol = recent_volatility(values, origins, self.vol_window, self.vol_season)
+    def fit_reference(self, recent: np.ndarray, sensor_ids: list[str],
+                      err_k: int) -> np.ndarray | None:
+        """Learn each sensor's typical recent error on the calibration origins ([origin, sensor];
+        NaN where unknown); returns those origins' factors."""
+        self.err_k = int(err_k)
         with np.errstate(all="ignore"):
-            ref = np.nanmedian(vol, axis=0) if len(origins) else np.full(len(sensor_ids), np.nan)
-        self.vol_ref = {s: float(ref[j]) for j, s in enumerate(sensor_ids)
+            ref = (np.nanmedian(recent, axis=0) if len(recent)
+                   else np.full(len(sensor_ids), np.nan))
+        self.err_ref = {s: float(ref[j]) for j, s in enumerate(sensor_ids)
                         if np.isfinite(ref[j]) and ref[j] > 0}
-        return self.factor(values, origins, sensor_ids)
+        return self.factor(recent, sensor_ids)
 
     def _group(self, leads: np.ndarray) -> np.ndarray:
         return np.minimum(np.searchsorted(self.lead_edges, leads, side="left"),
@@ -97,7 +75,7 @@ class ResidualBands:
             lead_edges: list[int], lower: dict[str, float],
             factor: np.ndarray | None = None) -> None:
         """p50/actual: [origin, lead, sensor] in sensor units; scale: [sensor];
-        factor: [origin, sensor] volatility multipliers (None: 1)."""
+        factor: [origin, sensor] recent-error multipliers (None: 1)."""
         self.lead_edges, self.lower = list(lead_edges), dict(lower)
         z = p50 / scale[None, None, :]
         width = scale[None, None, :] * (1.0 if factor is None else factor[:, None, :])
@@ -124,7 +102,7 @@ class ResidualBands:
     def apply(self, p50: np.ndarray, scale: np.ndarray, sensor_ids: list[str],
               factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p10, p50, p90) arrays shaped like ``p50`` ([origin, lead, sensor]);
-        ``factor``: [origin, sensor] volatility multipliers (None: 1)."""
+        ``factor``: [origin, sensor] recent-error multipliers (None: 1)."""
         z = p50 / scale[None, None, :]
         leads = np.broadcast_to(np.arange(1, p50.shape[1] + 1)[None, :, None], p50.shape)
         g = self._group(leads)
@@ -143,14 +121,12 @@ class ResidualBands:
     def state(self) -> dict[str, Any]:
         return {"lead_edges": self.lead_edges, "level_edges": self.level_edges,
                 "table": self.table, "pooled": self.pooled, "lower": self.lower,
-                "min_count": self.min_count, "vol_window": self.vol_window,
-                "vol_season": self.vol_season, "vol_ref": self.vol_ref}
+                "min_count": self.min_count, "err_k": self.err_k, "err_ref": self.err_ref}
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> ResidualBands:
         return cls(lead_edges=list(d["lead_edges"]), level_edges=list(d["level_edges"]),
                    table=d["table"], pooled=d["pooled"], lower=dict(d["lower"]),
                    min_count=int(d.get("min_count", 30)),
-                   # models saved before volatility scaling: no scaling (their bands as fitted)
-                   vol_window=int(d.get("vol_window", 0)), vol_season=int(d.get("vol_season", 1)),
-                   vol_ref=dict(d.get("vol_ref", {})))
+                   # models saved before recent-error scaling: none (their bands as fitted)
+                   err_k=int(d.get("err_k", 0)), err_ref=dict(d.get("err_ref", {})))

@@ -3,8 +3,8 @@
 Fitting uses only grid rows ``<= train_end``: the point model learns from rows before a
 held-out calibration window (the last ``cal_days`` days, or a quarter of a short history), then
 forecasts issued every ``cal_every_h`` hours inside that window give the residuals that set the
-bands (:mod:`ecodemo.models.calibration`), widened or narrowed by the series' volatility over
-the ``vol_days`` days before each issue time. Baselines are calibrated the same way, so every
+bands (:mod:`ecodemo.models.calibration`), widened or narrowed by the point model's own errors
+over the ``err_days`` days before each issue time. Baselines are calibrated the same way, so every
 rung of the ladder publishes bands.
 """
 
@@ -35,17 +35,42 @@ def gather(values: np.ndarray, origins: np.ndarray, n_steps: int,
     return out
 
 
+def recent_error(point: PointForecaster, panel: Panel, origins: np.ndarray, n_steps: int,
+                 k: int, scale: np.ndarray) -> np.ndarray:
+    """Mean |actual - p50| / scale [origin, sensor] of the forecasts issued ``n_steps``,
+    ``2 n_steps`` .. ``k n_steps`` before each origin, over their ``n_steps`` leads.
+
+    Every target of those forecasts is at or before the origin, so this is known at issue time.
+    NaN where nothing can be scored (start of the data, gaps). One extra point prediction per
+    distinct past origin: about ``k`` times the cost of the forecast itself.
+    """
+    past = origins[:, None] - n_steps * np.arange(1, k + 1)[None, :]        # [origin, k]
+    out = np.full((len(origins), len(panel.sensors)), np.nan)
+    usable = past >= panel.steps_per_day         # features need some history
+    if not usable.any():
+        return out
+    uniq, inverse = np.unique(past[usable], return_inverse=True)
+    pred = point.predict(panel, uniq, n_steps)                          # [u, lead, sensor]
+    actual = gather(panel.values, uniq, n_steps)
+    err = np.full((*past.shape, len(panel.sensors)), np.nan)
+    with np.errstate(all="ignore"):
+        per_origin = np.nanmean(np.abs(actual - pred), axis=1) / scale[None, :]   # [u, sensor]
+        err[usable] = per_origin[inverse]
+        out = np.nanmean(err, axis=1)
+    return out
+
+
 class Forecaster:
     """Point model + residual bands, fitted on rows ``<= train_end``."""
 
     def __init__(self, point: PointForecaster, *, horizon_h: float, cal_days: float = 21.0,
-                 cal_every_h: float = 6.0, vol_days: float = 3.0) -> None:
+                 cal_every_h: float = 6.0, err_days: float = 3.0) -> None:
         self.point = point
         self.name = point.name
         self.horizon_h = horizon_h
         self.cal_days = cal_days
         self.cal_every_h = cal_every_h
-        self.vol_days = vol_days      # 0: bands ignore the recent volatility
+        self.err_days = err_days      # 0: bands ignore the recent errors
         self.bands = ResidualBands()
         self.scale: dict[str, float] = {}
         self.fit_end_ts: str | None = None
@@ -77,10 +102,13 @@ class Forecaster:
         self.scale = {s: float(scale[j]) for j, s in enumerate(ids)}
         lead_edges = sorted({panel.steps_for_hours(h) for h in LEAD_GROUPS_H})
         factor = None
-        if self.vol_days > 0:
-            factor = self.bands.fit_volatility(seen.values, origins, ids,
-                                               panel.steps_for_hours(24 * self.vol_days),
-                                               panel.steps_per_day)
+        if self.err_days > 0:
+            k = max(1, int(np.ceil(self.err_days * 24 / self.horizon_h - 1e-9)))
+            recent = recent_error(self.point, seen, origins, n, k, scale)
+            # forecasts issued before fit_end would be scored on the point model's own training
+            # rows (too good): those calibration origins count as typical
+            recent[origins - k * n < fit_end] = np.nan
+            factor = self.bands.fit_reference(recent, ids, k)
         self.bands.fit(p50, actual, scale, lead_edges,
                        {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])},
                        factor)
@@ -95,13 +123,17 @@ class Forecaster:
         p50 = self.point.predict(panel, origins, n_steps)
         own = robust_scale(panel.values[: int(origins.min()) + 1])
         scale = np.array([self.scale.get(s, own[j]) for j, s in enumerate(panel.sensor_ids)])
-        factor = self.bands.factor(panel.values, origins, panel.sensor_ids)
-        return self.bands.apply(p50, scale, panel.sensor_ids, factor)
+        # the reference was measured on forecasts of the fitted horizon: score the same leads
+        n = panel.steps_for_hours(self.horizon_h)
+        recent = (recent_error(self.point, panel, origins, n, self.bands.err_k, scale)
+                  if self.bands.err_k > 0 else None)
+        return self.bands.apply(p50, scale, panel.sensor_ids,
+                                self.bands.factor(recent, panel.sensor_ids))
 
     # -- persistence ------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "horizon_h": self.horizon_h, "cal_days": self.cal_days,
-                "cal_every_h": self.cal_every_h, "vol_days": self.vol_days,
+                "cal_every_h": self.cal_every_h, "err_days": self.err_days,
                 "bands": self.bands.state(), "scale": self.scale, "point": self.point.state(),
                 "train_start": self.train_start_ts, "fit_end": self.fit_end_ts,
                 "train_end": self.train_end_ts}
@@ -132,7 +164,7 @@ class Forecaster:
         else:
             raise ModelError(f"unknown model type in {path}")
         m = cls(point, horizon_h=f["horizon_h"], cal_days=f["cal_days"],
-                cal_every_h=f["cal_every_h"], vol_days=f.get("vol_days", 0.0))
+                cal_every_h=f["cal_every_h"], err_days=f.get("err_days", 0.0))
         m.bands = ResidualBands.from_state(f["bands"])
         m.scale = dict(f["scale"])
         m.train_start_ts, m.fit_end_ts, m.train_end_ts = (f["train_start"], f["fit_end"],

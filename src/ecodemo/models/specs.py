@@ -45,7 +45,7 @@ def load_ladder_spec(path: Path | None = None) -> dict[str, Any]:
     spec["backtest"].setdefault("every_h", 24)
     spec.setdefault("calibration", {}).setdefault("days", 21)
     spec["calibration"].setdefault("every_h", 6)
-    spec["calibration"].setdefault("volatility_days", 3)
+    spec["calibration"].setdefault("recent_error_days", 3)
     if spec.get("default") not in spec["rungs"]:
         raise ConfigError(f"{path}: field 'default' must name a rung")
     return spec

@@ -134,7 +134,7 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                            horizon_h=horizon_h)
         f = Forecaster(point, horizon_h=horizon_h, cal_days=spec["calibration"]["days"],
                        cal_every_h=spec["calibration"]["every_h"],
-                       vol_days=spec["calibration"]["volatility_days"])
+                       err_days=spec["calibration"]["recent_error_days"])
         with track_run(settings, "train", sensor_kind=kind,
                        details={"rung": name, "purpose": "ladder backtest"}) as tr:
             f.fit(panel, train_end)
@@ -240,7 +240,7 @@ def train(settings: Settings, kind: str, promote: bool = True,
                               horizon_h=horizon_h),
                    horizon_h=horizon_h, cal_days=spec["calibration"]["days"],
                    cal_every_h=spec["calibration"]["every_h"],
-                   vol_days=spec["calibration"]["volatility_days"])
+                   err_days=spec["calibration"]["recent_error_days"])
     with track_run(settings, "train", sensor_kind=kind,
                    details={"rung": name, "purpose": "production"}) as run:
         f.fit(panel, train_end)
