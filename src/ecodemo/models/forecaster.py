@@ -11,6 +11,7 @@ rung of the ladder publishes bands.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def recent_error(point: PointForecaster, panel: Panel, origins: np.ndarray, n_st
     pred = point.predict(panel, uniq, n_steps)                          # [u, lead, sensor]
     actual = gather(panel.values, uniq, n_steps)
     err = np.full((*past.shape, len(panel.sensors)), np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN slices: NaN is the answer
         per_origin = np.nanmean(np.abs(actual - pred), axis=1) / scale[None, :]   # [u, sensor]
         err[usable] = per_origin[inverse]
         out = np.nanmean(err, axis=1)
