@@ -183,11 +183,12 @@ def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
     if err_days is not None:
         spec["calibration"]["recent_error_days"] = err_days
     print(f"\n3. accuracy at {HORIZON_H} h on the shared data ({FOLDS} daily origins; "
-          "skill = 1 - MAE/MAE seasonal naive; coverage of p10-p90, 0.8 ideal)"
+          "skill = 1 - MAE/MAE seasonal naive; coverage of p10-p90, 0.8 ideal; pinball: "
+          "mean p10/p50/p90 pinball loss / mean |actual|, lower is better)"
           + (f"; window shifted {shift_days:g} days earlier" if shift_days else "")
           + f"; band recent-error window {spec['calibration']['recent_error_days']:g} days")
     print(f"   {'kind':8}{'sensors':>8}  {'rung':16}{'nMAE':>8}{'skill':>8}{'cover':>8}"
-          f"{'fit s':>8}")
+          f"{'pinball':>9}{'fit s':>8}")
     for kind in ("bike", "traffic", "solar", "wind"):
         panel = load_kind(data, kind)
         if panel is None:
@@ -209,7 +210,7 @@ def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
             m = score(actual, p10, p50, p90, ref, panel.sensor_ids)[ALL]
             print(f"   {kind:8}{len(panel.sensors):>8}  {name:16}{m['nmae']:>8.3f}"
                   f"{m['skill_vs_seasonal_naive']:>8.3f}{m['coverage_p10_p90']:>8.3f}"
-                  f"{fit_s:>8.1f}", flush=True)
+                  f"{m['pinball']:>9.4f}{fit_s:>8.1f}", flush=True)
 
 
 def main() -> int:
