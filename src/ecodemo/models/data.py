@@ -108,15 +108,15 @@ def read_readings(conn: psycopg.Connection, sensor_ids: list[str], since: dateti
     ``ts`` (UTC), ``value`` (float64)."""
     rows = conn.execute(_READINGS_SQL, {"ids": sensor_ids, "since": since, "until": until},
                         binary=True).fetchall()
+    if not rows:
+        return pd.DataFrame({"sensor_id": pd.Categorical([], categories=list(sensor_ids)),
+                             "ts": pd.DatetimeIndex([], tz="UTC"), "value": np.array([])})
     codes, stamps, values = [], [], []
     for idx, ts_bytes, value_bytes in rows:
         ts = np.frombuffer(ts_bytes, dtype=">i8")
         codes.append(np.full(len(ts), int(idx) - 1, dtype=np.int64))
         stamps.append(ts)
         values.append(np.frombuffer(value_bytes, dtype=">f8"))
-    if not rows:
-        return pd.DataFrame({"sensor_id": pd.Categorical([], categories=list(sensor_ids)),
-                             "ts": pd.DatetimeIndex([], tz="UTC"), "value": np.array([])})
     return pd.DataFrame({
         "sensor_id": pd.Categorical.from_codes(np.concatenate(codes),
                                                categories=list(sensor_ids)),
