@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "ecodemo"
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 class Settings(BaseSettings):
@@ -56,7 +60,7 @@ class Settings(BaseSettings):
     ingest_batch_rows: int = Field(
         default=500_000, ge=1_000, description="Rows per COPY batch (bounds memory)."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+    log_level: LogLevel = Field(
         default="INFO", description="Log level of the CLI (--debug and --quiet override it).")
     benefit_model_path: Path | None = Field(
         default=None,

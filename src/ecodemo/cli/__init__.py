@@ -20,6 +20,7 @@ from ecodemo.cli import ingest as ingest_cmd
 from ecodemo.cli import models as models_cmd
 from ecodemo.cli import sensors as sensors_cmd
 from ecodemo.cli.common import state
+from ecodemo.config import LOG_LEVELS
 from ecodemo.errors import ConfigError, EcodemoError
 
 app = typer.Typer(
@@ -40,8 +41,9 @@ def _configured_level() -> int:
     """ECODEMO_LOG_LEVEL (Settings.log_level), read without validating every other setting:
     a bad database URL must still be reported by the command that uses it."""
     name = os.environ.get("ECODEMO_LOG_LEVEL", "INFO").strip().upper()
-    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"ECODEMO_LOG_LEVEL={name}: expected DEBUG, INFO, WARNING or ERROR")
+    if name not in LOG_LEVELS:
+        raise ConfigError(f"ECODEMO_LOG_LEVEL={name}: expected "
+                          f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
     return int(logging.getLevelName(name))
 
 

@@ -249,6 +249,7 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
     )
     quality = stat_panel(t["quality.title"], quality_sql(t, lang), fields="/^phrase$/",
                          span=12, height=10).description(t["quality.desc"])
+    history_desc = t["history.desc"].format(n=MAX_SITE_LINES)
     d = base_dashboard(t["territory.title"], UID, "territory", site_variable(lang), lang,
                        time_from="now-2d", time_to="now+2d", timezone="Europe/Paris")
     return (
@@ -262,8 +263,8 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
         .with_panel(forecast)
         .with_row(dash.Row(t["rows.history"]))
         .with_panel(ts_panel(t["production.title"], history_sql(RENEWABLE, t, lang),
-                             min_interval="1h").description(t["history.desc"].format(n=MAX_SITE_LINES)))
+                             min_interval="1h").description(history_desc))
         .with_panel(ts_panel(t["mobility.title"], history_sql(MOBILITY, t, lang),
-                             min_interval="1h").description(t["history.desc"].format(n=MAX_SITE_LINES)))
+                             min_interval="1h").description(history_desc))
     )
 
