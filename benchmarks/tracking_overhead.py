@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ecodemo.config import Settings, load_settings
-from ecodemo.energy.tracker import track_run
+from ecodemo.metering import track_run
 from ecodemo.snapshot import snapshot_dir
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database

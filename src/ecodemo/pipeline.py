@@ -41,7 +41,7 @@ def ingest_snapshot(settings: Settings, echo: Echo = log.info, *, measure: bool 
     """
     from contextlib import nullcontext
 
-    from ecodemo.energy.tracker import track_run
+    from ecodemo.metering import track_run
 
     def measured(**kw: Any) -> Any:
         return track_run(settings, "ingest", **kw) if measure else nullcontext(None)
@@ -161,7 +161,7 @@ def ingest(settings: Settings, source: str, interval_start: datetime | None = No
     if source != SNAPSHOT_SOURCE:
         result = _stage("sensors", "ingest_source")(settings, source, start, interval_end)
         return {**details, **result, "source": source}
-    from ecodemo.energy.tracker import track_run
+    from ecodemo.metering import track_run
 
     with track_run(settings, "ingest", details=details) as run:
         result = _ingest_snapshot_once(settings)
@@ -424,7 +424,7 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
     from ecodemo.dashboards import stages as dashboards
     from ecodemo.dashboards.report import write_html_report
     from ecodemo.energy import stages as energy
-    from ecodemo.energy.tracker import warm_up
+    from ecodemo.metering import warm_up
     from ecodemo.models import stages as models
 
     t0 = time.perf_counter()

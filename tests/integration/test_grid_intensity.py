@@ -14,8 +14,8 @@ from ecodemo.energy.grid import (
     recompute_grid_emissions,
     store_grid_intensity,
 )
-from ecodemo.energy.tracker import track_run
 from ecodemo.errors import InputError
+from ecodemo.metering import track_run
 
 PAYLOAD = Path(__file__).parent / "data" / "eco2mix_national_tr_records.json"
 
@@ -55,6 +55,23 @@ def test_parse_rejects_other_shapes() -> None:
     with pytest.raises(InputError, match="implausible"):
         parse_eco2mix_taux_co2({"results": [{"date_heure": "2024-05-01T08:00:00+00:00",
                                              "taux_co2": -5}]})
+
+
+def test_one_plausibility_limit_for_both_readers(conn) -> None:
+    """The éCO2mix parser and the sensors' writer share the table's one bound (2,000 g/kWh)."""
+    import pyarrow as pa
+
+    from ecodemo.sensors.grid import upsert_grid_intensity
+    from ecodemo.store.grid_intensity import MAX_G_PER_KWH
+
+    ts = "2024-05-01T08:00:00+00:00"
+    assert parse_eco2mix_taux_co2({"results": [{"date_heure": ts, "taux_co2": 1800}]})
+    with pytest.raises(InputError, match="implausible"):
+        parse_eco2mix_taux_co2({"results": [{"date_heure": ts, "taux_co2": MAX_G_PER_KWH + 1}]})
+    table = pa.table({"timestamp": [ts, "2024-05-01T09:00:00+00:00"],
+                      "value": [1800.0, MAX_G_PER_KWH + 1]})
+    out = upsert_grid_intensity(conn, table, zone="FR", label="test", source="test")
+    assert out == {"written": 1, "quarantined": 1}
 
 
 def test_recompute_uses_intensity_at_run_time(conn) -> None:

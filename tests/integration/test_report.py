@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ecodemo.cli import app
 from ecodemo.energy.report import CSV_COLUMNS, build_report, to_csv
 from ecodemo.energy.stages import evaluate
-from ecodemo.energy.tracker import track_run
+from ecodemo.metering import track_run
 
 
 def _populate(settings, conn) -> None:

@@ -8,8 +8,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from ecodemo.energy import tracker
-from ecodemo.energy.tracker import track_run, warm_up
+from ecodemo import metering as tracker
+from ecodemo.metering import track_run, warm_up
 
 
 def _train_small_lightgbm() -> None:

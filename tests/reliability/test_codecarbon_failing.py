@@ -72,6 +72,6 @@ def test_codecarbon_constructor_raising(settings: Settings, db_url, monkeypatch)
 @pytest.fixture(autouse=True)
 def _fresh_meter(monkeypatch) -> None:
     """Each test gets its own process-wide tracker state (the meter caches a failure)."""
-    from ecodemo.energy import tracker
+    from ecodemo import metering as tracker
 
     monkeypatch.setattr(tracker, "_METER", tracker._Meter())

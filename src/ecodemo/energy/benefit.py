@@ -112,6 +112,9 @@ class BenefitModel(BaseModel):
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merged key by key, anything else replaced. Kept by hand (six lines) rather than
+    a dependency: ``deepmerge``'s default merger appends lists, and its override-only
+    configuration is as long as this function."""
     out = dict(base)
     for k, v in override.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):

@@ -11,13 +11,12 @@ Two emission figures live side by side in ``compute_runs``:
 
 ``parse_eco2mix_taux_co2`` is pure and reads an ODRE Explore API v2.1 ``/records`` answer for the
 dataset ``eco2mix-national-tr`` (fields ``date_heure``, ``taux_co2`` in gCO2e/kWh). The sensors
-connector writes the same table; :func:`store_grid_intensity` is the shared upsert.
+connector writes the same table through the same writer (``ecodemo.store.grid_intensity``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from typing import Any
 import psycopg
 
 from ecodemo.errors import InputError
+from ecodemo.store.grid_intensity import plausible_g_per_kwh, upsert_grid_intensity
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ DEFAULT_SOURCE = "RTE éCO2mix taux_co2 (ODRE eco2mix-national-tr)"
 # Real-time éCO2mix comes by the quarter-hour; taux_co2 is sometimes published only every
 # half-hour, so a run may sit up to 30 minutes from the nearest value.
 DEFAULT_TOLERANCE = timedelta(minutes=30)
-# Plausible bounds for the French mix, gCO2e/kWh (observed values are roughly 10-150).
-_MIN_G, _MAX_G = 0.0, 1500.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def parse_eco2mix_taux_co2(payload: Mapping[str, Any], *, zone: str = DEFAULT_ZO
         except (TypeError, ValueError):
             raise InputError(f"record {i}: taux_co2 '{value}' is not a number", source=source,
                              field="taux_co2") from None
-        if not (_MIN_G <= g <= _MAX_G) or math.isnan(g):
+        if not plausible_g_per_kwh(g):
             raise InputError(f"record {i}: taux_co2 {g} gCO2/kWh is implausible",
                              source=source, field="taux_co2")
         ts = ts.astimezone(UTC)
@@ -93,24 +91,11 @@ def parse_eco2mix_taux_co2(payload: Mapping[str, Any], *, zone: str = DEFAULT_ZO
 
 def store_grid_intensity(conn: psycopg.Connection, points: Iterable[GridPoint],
                          source: str = DEFAULT_SOURCE) -> int:
-    """Upsert points into ``grid_intensity``; returns rows inserted or changed."""
-    pts = list(points)
-    if not pts:
-        return 0
-    with conn.cursor() as cur:
-        cur.execute(
-            """INSERT INTO grid_intensity (zone, ts, g_per_kwh, source)
-               SELECT z, t, g, %s
-               FROM unnest(%s::text[], %s::timestamptz[], %s::float8[]) AS u(z, t, g)
-               ON CONFLICT (zone, ts) DO UPDATE
-                 SET g_per_kwh = EXCLUDED.g_per_kwh, source = EXCLUDED.source
-                 WHERE (grid_intensity.g_per_kwh, grid_intensity.source)
-                       IS DISTINCT FROM (EXCLUDED.g_per_kwh, EXCLUDED.source)""",
-            (source, [p.zone for p in pts], [p.ts for p in pts], [p.g_per_kwh for p in pts]))
-        changed = cur.rowcount
-    if not conn.autocommit:
-        conn.commit()
-    return max(changed, 0)
+    """Upsert points into ``grid_intensity`` (through the table's one writer); returns rows
+    inserted or changed."""
+    with conn.transaction():
+        return upsert_grid_intensity(conn, ((p.zone, p.ts, p.g_per_kwh) for p in points),
+                                     source)
 
 
 # The intensity used for a run: the last value at or before the run's midpoint, else the first

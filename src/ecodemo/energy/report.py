@@ -19,7 +19,7 @@ from typing import Any
 from ecodemo.config import Settings
 from ecodemo.energy import benefit
 from ecodemo.energy.grid import DEFAULT_SOURCE as GRID_SOURCE
-from ecodemo.energy.tracker import INTENSITY_SOURCE
+from ecodemo.metering import INTENSITY_SOURCE
 from ecodemo.store.connection import open_database
 
 FRAMEWORK = ("AFNOR SPEC 2314 (référentiel général pour l'IA frugale)-minded summary: need for "

@@ -15,8 +15,8 @@ from typing import Any
 from ecodemo.config import Settings
 from ecodemo.energy import accuracy, balance, benefit, improvement
 from ecodemo.energy.grid import recompute_grid_emissions
-from ecodemo.energy.tracker import track_run
 from ecodemo.errors import InputError
+from ecodemo.metering import track_run
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
 

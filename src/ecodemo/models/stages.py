@@ -17,8 +17,8 @@ import pandas as pd
 import psycopg
 
 from ecodemo.config import Settings
-from ecodemo.energy.tracker import track_run, warm_up
 from ecodemo.errors import ModelError
+from ecodemo.metering import track_run, warm_up
 from ecodemo.models import data, registry
 from ecodemo.models.forecaster import Forecaster, gather, make_point
 from ecodemo.models.ladder import choose

@@ -7,10 +7,9 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 
+from ecodemo.store.grid_intensity import MAX_G_PER_KWH
+from ecodemo.store.grid_intensity import upsert_grid_intensity as _upsert
 from ecodemo.store.ingest import Rejected, quarantine_rows
-
-#: Above any real grid's average intensity (coal-only grids are ~1,000-1,100 g/kWh).
-MAX_G_PER_KWH = 2_000.0
 
 
 def upsert_grid_intensity(conn: psycopg.Connection, table: pa.Table, *, zone: str, label: str,
@@ -36,19 +35,8 @@ def upsert_grid_intensity(conn: psycopg.Connection, table: pa.Table, *, zone: st
     ]
     good = ~(bad_ts | bad_val)
     frame = pd.DataFrame({"ts": ts[good], "v": val[good]}).drop_duplicates("ts", keep="last")
-    written = 0
     with conn.transaction():
-        if len(frame):
-            cur = conn.cursor()
-            cur.executemany(
-                """INSERT INTO grid_intensity (zone, ts, g_per_kwh, source) VALUES (%s,%s,%s,%s)
-                   ON CONFLICT (zone, ts) DO UPDATE SET g_per_kwh = EXCLUDED.g_per_kwh,
-                     source = EXCLUDED.source
-                   WHERE grid_intensity.g_per_kwh IS DISTINCT FROM EXCLUDED.g_per_kwh
-                      OR grid_intensity.source IS DISTINCT FROM EXCLUDED.source""",
-                [(zone, t.to_pydatetime(), float(v), label) for t, v in
-                 frame.itertuples(index=False)],
-            )
-            written = max(cur.rowcount, 0)
+        written = _upsert(conn, ((zone, t.to_pydatetime(), float(v))
+                                 for t, v in frame.itertuples(index=False)), source=label)
         quarantine_rows(conn, source, rejected)
     return {"written": written, "quarantined": len(rejected)}

@@ -6,10 +6,9 @@ catalogue (idempotent) and returns a plain JSON-able dict.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import psycopg
 
 from ecodemo.config import Settings
 from ecodemo.errors import ConfigError, EcodemoError
+from ecodemo.metering import track_run
 from ecodemo.sensors.catalogue import Catalogue, load_catalogue, register_catalogue
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
@@ -31,12 +31,8 @@ COMMAND_CONNECTOR = {"opendatasoft": "opendatasoft", "open-meteo": "open_meteo",
 
 def _tracked(settings: Settings, stage: str,
              kind: str | None = None) -> AbstractContextManager[Any]:
-    """Energy tracking of the run when ecodemo.energy is installed; never breaks the stage."""
-    try:
-        tracker = importlib.import_module("ecodemo.energy.tracker")
-    except ImportError:
-        return nullcontext(None)
-    return tracker.track_run(settings, stage=stage, sensor_kind=kind, model_id=None)  # type: ignore[no-any-return]
+    """Energy tracking of the run (measurement never breaks the stage)."""
+    return track_run(settings, stage=stage, sensor_kind=kind, model_id=None)
 
 
 @contextmanager

@@ -1,5 +1,8 @@
 """Measure every stage run with CodeCarbon's offline tracker and record it in ``compute_runs``.
 
+It sits below the sensors, models and energy areas (it needs only the settings and the store),
+so each of them measures its runs without importing another area: imports point down.
+
 Design choices (why):
 - One ``OfflineEmissionsTracker`` per process, created lazily and kept: its hardware detection
   costs about a second, so it is paid once per process; each run is a ``start_task``/``stop_task``
