@@ -42,5 +42,12 @@ RUN pip list --format=freeze > /tmp/airflow-pins.txt \
  && pip check \
  && ecodemo --help > /dev/null \
  && rm -rf /tmp/wheels /tmp/airflow-pins.txt
+# Mount points of compose's named volumes: a new volume copies the owner and mode of its mount
+# point, and the tasks run as any uid in group 0 (AIRFLOW_UID), so group 0 must be able to write.
+USER root
+RUN mkdir -p /opt/airflow/state /opt/airflow/grafana-dashboards \
+ && chown airflow:0 /opt/airflow/state /opt/airflow/grafana-dashboards \
+ && chmod 2775 /opt/airflow/state /opt/airflow/grafana-dashboards
+USER airflow
 # The sensor catalogue is found as ./sensors from the working directory (mounted by compose).
 WORKDIR /opt/airflow

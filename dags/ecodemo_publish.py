@@ -13,11 +13,18 @@ from ecodemo_dag_common import DEFAULT_ARGS, EVALUATIONS, FORECASTS, START_DATE,
 DOC = """
 ### Publish (on new forecasts or evaluations)
 
-Runs when the `ecodemo_forecasts` or `ecodemo_evaluations` Asset is updated. Pushes the
-dashboards (JSON as code) and annotations (model promotions, evaluations) to Grafana over its
-HTTP API. When `ECODEMO_GRAFANA_URL` is not set, `grafana_configured` short-circuits and the
-publish task is **skipped** (not failed): dashboards can still be provisioned from the files in
-`dashboards/`. Publishing is idempotent (dashboards are overwritten by uid).
+Runs when the `ecodemo_forecasts` or `ecodemo_evaluations` Asset is updated. Publishes the
+dashboards (JSON as code) where the settings say:
+
+- `ECODEMO_GRAFANA_DASHBOARDS_DIR` (what docker compose sets): writes the JSON into the folder
+  Grafana's file provider reads (a volume shared with Grafana); Grafana reloads it within 30 s.
+  No Grafana credential reaches the tasks.
+- `ECODEMO_GRAFANA_URL`: uploads over Grafana's HTTP API with a token, and posts model
+  promotions and training runs as annotations.
+
+When neither is set, `grafana_configured` short-circuits and the publish task is **skipped**
+(not failed). Publishing is idempotent (files rewritten only when changed; dashboards
+overwritten by uid).
 """
 
 

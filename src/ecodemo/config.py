@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     grafana_user: str | None = Field(default=None, description="Grafana basic-auth user.")
     grafana_password: SecretStr | None = Field(default=None, description="Grafana password.")
     grafana_folder: str = Field(default="ecodemo", description="Grafana folder uid/title.")
+    grafana_dashboards_dir: Path | None = Field(
+        default=None,
+        description="Folder a Grafana file provider reads dashboards from (docker compose: a "
+                    "volume shared with Grafana). When set, publishing writes the JSON there "
+                    "instead of calling Grafana's HTTP API; no Grafana credential is needed.",
+    )
+    dashboards_lang: Literal["fr", "en"] = Field(
+        default="fr", description="Language of the published dashboards: fr or en.")
     grafana_db_host: str = Field(
         default="timescaledb:5432",
         description="host:port of the database as Grafana reaches it (datasource created by "

@@ -278,14 +278,17 @@ def evaluate(settings: Settings, start: datetime | None = None,
 
 
 def grafana_configured(settings: Settings) -> bool:
-    """True when a Grafana URL is set (ECODEMO_GRAFANA_URL): publishing has somewhere to go."""
-    return bool(settings.grafana_url)
+    """True when publishing has somewhere to go: a provisioned folder Grafana reads
+    (ECODEMO_GRAFANA_DASHBOARDS_DIR, as under docker compose) or a URL (ECODEMO_GRAFANA_URL)."""
+    return bool(settings.grafana_dashboards_dir or settings.grafana_url)
 
 
 def publish(settings: Settings) -> dict[str, Any]:
-    """Dashboards and annotations to Grafana; ``{"skipped": ...}`` when Grafana is not set."""
+    """Dashboards to Grafana (files it provisions, or its HTTP API with annotations);
+    ``{"skipped": ...}`` when neither is set."""
     if not grafana_configured(settings):
-        return {"skipped": "ECODEMO_GRAFANA_URL is not set"}
+        return {"skipped": "neither ECODEMO_GRAFANA_DASHBOARDS_DIR nor ECODEMO_GRAFANA_URL "
+                           "is set"}
     result: dict[str, Any] = _stage("dashboards", "publish")(settings)
     return result
 

@@ -7,6 +7,7 @@ rebuilds them and fails when they are stale (``ecodemo dashboards build`` refres
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,30 @@ def render(data: dict[str, Any]) -> str:
 
 def write_dashboards(out_dir: Path, lang: Lang = "fr") -> list[Path]:
     """Write the three dashboards into ``out_dir``; only files whose text changed are touched."""
+    return [path for path, _ in sync_dashboards(out_dir, lang)]
+
+
+def sync_dashboards(out_dir: Path, lang: Lang = "fr") -> list[tuple[Path, bool]]:
+    """Write the three dashboards into ``out_dir``: (path, changed) per file.
+
+    Safe for a folder a running Grafana polls: each file is written next to its target under
+    a name Grafana ignores (not ``*.json``), made world-readable (Grafana runs as another
+    user) and renamed over the target in one step, so Grafana never reads half a file. An
+    unchanged file is not touched (its mtime stays, Grafana does not re-import it).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    out: list[tuple[Path, bool]] = []
     for name, data in build_all(lang).items():
         path = out_dir / name
         text = render(data)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+        changed = not path.is_file() or path.read_text(encoding="utf-8") != text
+        if changed:
+            tmp = out_dir / f".{name}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+        out.append((path, changed))
+    return out
 
 
 def repo_dashboards_dir() -> Path | None:
