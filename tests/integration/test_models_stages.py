@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -12,8 +13,7 @@ from ecodemo.errors import ModelError
 from ecodemo.models import registry, stages
 from ecodemo.pipeline import ingest_snapshot
 
-MODEL_KEYS = {"name", "mae", "rmse", "nmae", "skill_vs_seasonal_naive", "coverage_p10_p90",
-              "train_seconds", "train_energy_kwh", "predict_energy_kwh"}
+MODEL_KEYS = set(stages.MODEL_FIELDS)
 
 
 @pytest.fixture()
@@ -29,19 +29,41 @@ def test_kinds_with_data(store) -> None:
 def test_ladder_on_a_single_sensor_kind_writes_json_evaluations_choice(store, conn) -> None:
     out = stages.run_ladder(store, "wind", horizon_h=24, folds=3,
                             rungs=["persistence", "lgbm_small"])
-    assert set(out) == {"kind", "horizon_hours", "sensors", "folds", "models", "chosen",
-                        "reason", "notes"}
+    assert set(out) == {"kind", "horizon_hours", "sensors", "folds", "protocol", "weather",
+                        "models", "chosen", "reason", "notes"}
     assert (out["kind"], out["horizon_hours"], out["sensors"], out["folds"]) == ("wind", 24, 1, 3)
+    # chosen before the test: the selection origins all precede the first test origin
+    sel, test = out["protocol"]["selection"], out["protocol"]["test"]
+    assert sel["folds"] > 0 and test["folds"] == 3
+    assert sel["first_origin"] <= sel["last_origin"] < test["first_origin"] <= test["last_origin"]
+    first = datetime.fromisoformat(test["first_origin"])
+    assert first.astimezone(ZoneInfo("Europe/Paris")).hour == 12   # issued at local noon
+    # the snapshot has observed weather only for Paris (bikes); wind reads none
+    assert out["weather"] == {"provenance": "none", "variables": []}
     assert [m["name"] for m in out["models"]] == ["persistence", "seasonal_naive", "lgbm_small"]
     for m in out["models"]:
         assert set(m) == MODEL_KEYS
         assert m["nmae"] > 0 and 0 <= m["coverage_p10_p90"] <= 1
+        assert m["selection"]["nmae"] > 0
+        assert m["day_ahead"]["n"] == 3 * 48 and m["day_ahead"]["nmae"] > 0   # 3 next days
+        assert set(m["coverage_by_lead_h"]) == {"0-1h", "1-3h", "3-6h", "6-12h", "12-24h",
+                                                "24-48h"}
     naive = next(m for m in out["models"] if m["name"] == "seasonal_naive")
     assert naive["skill_vs_seasonal_naive"] == pytest.approx(0.0)
+    assert naive["day_ahead"]["skill_vs_seasonal_naive"] == pytest.approx(0.0)
+    # the choice follows the selection figures, not the test ones
+    best_sel = min(m["selection"]["nmae"] for m in out["models"])
+    chosen = next(m for m in out["models"] if m["name"] == out["chosen"])
+    assert chosen["selection"]["nmae"] <= best_sel * 1.02 + 1e-12
+    assert "selection nMAE" in out["reason"]
     json.dumps(out)  # JSON-able
     assert out["chosen"] in {m["name"] for m in out["models"]} and out["reason"]
     n_eval = conn.execute("SELECT count(*) FROM evaluations WHERE kind = 'wind'").fetchone()[0]
     assert n_eval == 3 * 2  # 3 rungs x (1 sensor + '__all__')
+    details = conn.execute("SELECT details FROM evaluations WHERE kind = 'wind' AND sensor_id = "
+                           "'__all__' AND model_name = 'seasonal_naive'").fetchone()[0]
+    assert details["protocol"] == out["protocol"] and details["weather"] == out["weather"]
+    assert details["day_ahead"] == naive["day_ahead"]
     choice = conn.execute("SELECT chosen_name, model_id, reason FROM model_choices").fetchone()
     assert choice[0] == out["chosen"] and choice[2] == out["reason"]
     status = conn.execute("SELECT status FROM models WHERE model_id = %s",

@@ -9,7 +9,7 @@ import pytest
 from ecodemo.models.baselines import Climatology, Persistence, SeasonalNaive
 from ecodemo.models.calibration import ResidualBands
 from ecodemo.models.features import FeatureContext, calendar_frame, feature_names, robust_scale
-from ecodemo.models.forecaster import Forecaster, recent_error
+from ecodemo.models.forecaster import Forecaster, gather, recent_error
 from ecodemo.models.ladder import choose
 from ecodemo.models.lgbm import LgbmForecaster, LgbmSpec
 from ecodemo.models.metrics import ALL, score
@@ -127,7 +127,7 @@ def test_sensor_with_gaps_still_gets_a_full_forecast() -> None:
 
 def test_single_sensor_half_hourly_solar() -> None:
     times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
-    from ecodemo.models.features import solar_geometry
+    from ecodemo.models.solar import solar_geometry
 
     cs, _ = solar_geometry(times, 49.97, 2.79)
     rng = np.random.default_rng(1)
@@ -233,7 +233,7 @@ def test_shared_solar_geometry_equals_pvlib_per_site(freq: str, periods: int,
     own solar position) and apparent elevation from ``Location.get_solarposition``."""
     import pvlib
 
-    from ecodemo.models.features import solar_geometry_many
+    from ecodemo.models.solar import solar_geometry_many
 
     times = pd.date_range(start, periods=periods, freq=freq, tz="UTC")
     mid = times + (pd.Timedelta(freq) / 2)
@@ -246,3 +246,55 @@ def test_shared_solar_geometry_equals_pvlib_per_site(freq: str, periods: int,
         elevation = loc.get_solarposition(mid)["apparent_elevation"].to_numpy(dtype=float)
         np.testing.assert_allclose(fast[(lat, lon)][0], ghi, rtol=0, atol=1e-9)
         np.testing.assert_allclose(fast[(lat, lon)][1], elevation, rtol=0, atol=1e-9)
+
+
+def test_noon_origins_and_the_day_ahead_window_across_dst() -> None:
+    from ecodemo.models.backtest import day_ahead_mask, noon_origins
+
+    panel = _panel(days=60, start="2021-09-05")       # DST ends 31 October 2021
+    origins = noon_origins(panel, 37, 30)
+    local = panel.times[origins].tz_convert("Europe/Paris")
+    assert len(origins) == 30 and (local.hour == 12).all() and (local.minute == 0).all()
+    assert origins[-1] + 37 <= panel.last_observed_index()
+    ahead = day_ahead_mask(panel, origins, 37)
+    counts = dict(zip(local.date, ahead.sum(axis=1), strict=True))
+    assert counts[pd.Timestamp("2021-10-30").date()] == 25   # the next day has 25 hours
+    assert counts[pd.Timestamp("2021-10-20").date()] == 24
+    leads = np.flatnonzero(ahead[0]) + 1
+    assert (leads[0], leads[-1]) == (12, 35)                # 00:00 .. 23:00 of the next day
+
+
+def test_solar_nights_get_the_night_level_and_are_scored_apart() -> None:
+    from ecodemo.models.metrics import coverage_by_lead
+    from ecodemo.models.solar import solar_geometry
+
+    times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
+    cs, _ = solar_geometry(times, 49.97, 2.79)
+    rng = np.random.default_rng(1)
+    y = cs * 2.0 * rng.uniform(0.3, 1.0, len(times))
+    panel = panel_from_long("solar", pd.DataFrame({"sensor_id": "pv", "ts": times, "value": y}),
+                            [SensorMeta("pv", latitude=49.97, longitude=2.79)])
+    origin = len(times) - 97
+    f = Forecaster(SeasonalNaive(), horizon_h=48, cal_days=7)
+    f.fit(panel, origin - 96)
+    assert f.bands.night["pv"] == [0.0, 0.0, 0.0]            # nights read a constant 0
+    o = np.array([origin - 48, origin])
+    p10, p50, p90 = f.predict(panel, o, 96)
+    targets = o[:, None] + np.arange(1, 97)[None, :]
+    dark = cs[targets] == 0
+    # sun down from a step before to a step after (either labelling): zero-width band at 0
+    deep = dark.copy()
+    for k in (1, 2):
+        deep &= np.roll(dark, k, axis=1) & np.roll(dark, -k, axis=1)
+    assert (p10[..., 0][deep] == 0).all() and (p90[..., 0][deep] == 0).all()
+    assert (p90[..., 0][~dark] > p10[..., 0][~dark]).mean() > 0.9
+    actual = gather(panel.values, o, 96)
+    night = np.zeros(actual.shape, dtype=bool)
+    night[..., 0] = deep
+    m = score(actual, p10, p50, p90, p50, ["pv"], night)[ALL]
+    day = ~deep & np.isfinite(actual[..., 0])
+    inside = (actual[..., 0] >= p10[..., 0]) & (actual[..., 0] <= p90[..., 0])
+    assert m["coverage_p10_p90"] == pytest.approx(inside[day].mean())
+    assert m["coverage_night"] == 1.0
+    by_lead = coverage_by_lead(actual, p10, p90, 0.5, (1.0, 3.0, 6.0, 12.0, 24.0, 48.0), night)
+    assert list(by_lead) == ["0-1h", "1-3h", "3-6h", "6-12h", "12-24h", "24-48h"]

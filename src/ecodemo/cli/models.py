@@ -42,17 +42,33 @@ def print_backtest(result: dict[str, Any]) -> None:
     t = Table(title=f"{result['kind']}: {result['horizon_hours']:g} h backtest, "
                     f"{result['sensors']} sensor(s), {result['folds']} origin(s)",
               box=box.SIMPLE)
-    for col in ("model", "MAE", "RMSE", "nMAE", "skill", "p10-p90", "train_s", "train_kWh",
-                "predict_kWh"):
+    for col in ("model", "sel. nMAE", "MAE", "nMAE", "skill", "p10-p90", "day-ahead skill",
+                "day-ahead p10-p90", "train_s", "train_kWh", "predict_kWh"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for m in result["models"]:
         mark = " *" if m["name"] == result["chosen"] else ""
-        t.add_row(m["name"] + mark, _fmt(m["mae"]), _fmt(m["rmse"]), _fmt(m["nmae"]),
+        da = m.get("day_ahead") or {}
+        t.add_row(m["name"] + mark, _fmt((m.get("selection") or {}).get("nmae")),
+                  _fmt(m["mae"]), _fmt(m["nmae"]),
                   _fmt(m["skill_vs_seasonal_naive"]), _fmt(m["coverage_p10_p90"]),
+                  _fmt(da.get("skill_vs_seasonal_naive")), _fmt(da.get("coverage_p10_p90")),
                   _fmt(m["train_seconds"], 2), _fmt(m["train_energy_kwh"], 2),
                   _fmt(m["predict_energy_kwh"], 2))
-    Console(width=max(console.width, 120)).print(t)
-    console.print("skill: 1 - MAE / MAE of seasonal naive; p10-p90: coverage (0.8 is ideal)")
+    Console(width=max(console.width, 140)).print(t)
+    console.print("sel. nMAE: on the selection origins, where the choice is made; the other "
+                  "figures are on the test origins only")
+    console.print("skill: 1 - MAE / MAE of seasonal naive; p10-p90: coverage (0.8 is ideal); "
+                  "day-ahead: issued at local noon for the next calendar day (leads 12-36 h)")
+    proto = result.get("protocol")
+    if proto:
+        for part in ("selection", "test"):
+            w = proto[part]
+            console.print(f"{part}: {w['folds']} origins, {w['first_origin']} .. "
+                          f"{w['last_origin']}")
+    if result.get("weather"):
+        w = result["weather"]
+        console.print(f"weather: {w['provenance']}"
+                      + (f" ({', '.join(w['variables'])})" if w["variables"] else ""))
     console.print(f"chosen: {result['chosen']} - {result['reason']}")
     for note in result.get("notes", []):
         console.print(f"  note: {note}")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from ecodemo.store.evaluations import write_evaluations as write_evaluations
 from ecodemo.units import RENEWABLE_KINDS
 
 ALL_SENSORS = "__all__"
@@ -165,32 +166,6 @@ def _row(model_id: str, label: str, kind: str, sensor: str, horizon: float,
             "period_end": end, "n": m.n, "mae": m.mae, "rmse": m.rmse, "nmae": m.nmae,
             "skill_vs_seasonal_naive": m.skill, "coverage_p10_p90": m.coverage,
             "pinball": m.pinball, "details": json.dumps(details, default=str)}
-
-
-_UPSERT = """
-INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id, horizon_h, period_start,
-    period_end, evaluated_at, n, mae, rmse, nmae, skill_vs_seasonal_naive, coverage_p10_p90,
-    pinball, details)
-VALUES (%(source)s, %(kind)s, %(model_name)s, %(model_id)s, %(sensor_id)s, %(horizon_h)s,
-    %(period_start)s, %(period_end)s, now(), %(n)s, %(mae)s, %(rmse)s, %(nmae)s,
-    %(skill_vs_seasonal_naive)s, %(coverage_p10_p90)s, %(pinball)s, %(details)s::jsonb)
-ON CONFLICT (source, kind, model_name, sensor_id, horizon_h, period_start, period_end)
-DO UPDATE SET model_id = EXCLUDED.model_id, evaluated_at = EXCLUDED.evaluated_at,
-    n = EXCLUDED.n, mae = EXCLUDED.mae, rmse = EXCLUDED.rmse, nmae = EXCLUDED.nmae,
-    skill_vs_seasonal_naive = EXCLUDED.skill_vs_seasonal_naive,
-    coverage_p10_p90 = EXCLUDED.coverage_p10_p90, pinball = EXCLUDED.pinball,
-    details = EXCLUDED.details
-"""
-
-
-def write_evaluations(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> int:
-    if not rows:
-        return 0
-    with conn.cursor() as cur:
-        cur.executemany(_UPSERT, rows)
-    if not conn.autocommit:
-        conn.commit()
-    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ origins, clipped to [1/4, 4] and square-rooted (a few days of errors make a nois
 in log terms, between ignoring it and trusting it fully). The quantiles are learned on the
 rescaled residuals, so on the calibration window the band keeps its nominal coverage; after a
 spell of large errors the band widens, after a spell of small ones it narrows.
+
+Solar nights (``night`` masks, see :func:`ecodemo.models.solar.night_mask`): the sun is down, so
+the output is a physical constant, not a forecast. A night target gets the sensor's own night
+level from training as p50 and the 10th-90th percentiles of its night readings as the band:
+zero width where nights read a constant 0, a narrow range where a regional aggregate reads small
+negatives. Night residuals are left out of the day cells' quantiles.
 """
 
 from __future__ import annotations
@@ -43,6 +49,36 @@ class ResidualBands:
     min_count: int = 30
     err_k: int = 0                                                # past forecasts; 0: off
     err_ref: dict[str, float] = field(default_factory=dict)       # typical recent error
+    night: dict[str, list[float]] = field(default_factory=dict)   # sensor -> [q10, q50, q90]
+    night_min_count: int = 20
+
+    def fit_night(self, values: np.ndarray, night: np.ndarray | None,
+                  sensor_ids: list[str]) -> None:
+        """Each sensor's night level from its training ``values`` [time, sensor] at ``night``."""
+        self.night = {}
+        if night is None:
+            return
+        for j, sid in enumerate(sensor_ids):
+            v = values[night[:, j], j]
+            v = v[np.isfinite(v)]
+            if len(v) >= self.night_min_count:
+                self.night[sid] = [float(x) for x in np.quantile(v, [0.1, 0.5, 0.9])]
+
+    def night_levels(self, sensor_ids: list[str]) -> np.ndarray:
+        """[3, sensor] night q10/q50/q90 (NaN for a sensor without a night level)."""
+        return np.array([self.night.get(s, [np.nan] * 3) for s in sensor_ids]).T.reshape(
+            3, len(sensor_ids))
+
+    def apply_night(self, lo: np.ndarray, mid: np.ndarray, hi: np.ndarray,
+                    night: np.ndarray | None, sensor_ids: list[str]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Night targets ([origin, lead, sensor] mask) take the sensor's night level."""
+        if night is None or not self.night:
+            return lo, mid, hi
+        lv = self.night_levels(sensor_ids)
+        use = night & np.isfinite(lv[1])[None, None, :]
+        return (np.where(use, lv[0][None, None, :], lo), np.where(use, lv[1][None, None, :], mid),
+                np.where(use, lv[2][None, None, :], hi))
 
     def factor(self, recent: np.ndarray | None, sensor_ids: list[str]) -> np.ndarray | None:
         """Band width multipliers [origin, sensor] from the recent errors [origin, sensor]
@@ -73,15 +109,18 @@ class ResidualBands:
 
     def fit(self, p50: np.ndarray, actual: np.ndarray, scale: np.ndarray,
             lead_edges: list[int], lower: dict[str, float],
-            factor: np.ndarray | None = None) -> None:
+            factor: np.ndarray | None = None, night: np.ndarray | None = None) -> None:
         """p50/actual: [origin, lead, sensor] in sensor units; scale: [sensor];
-        factor: [origin, sensor] recent-error multipliers (None: 1)."""
+        factor: [origin, sensor] recent-error multipliers (None: 1); night: [origin, lead,
+        sensor] targets whose band is the night level (left out here)."""
         self.lead_edges, self.lower = list(lead_edges), dict(lower)
         z = p50 / scale[None, None, :]
         width = scale[None, None, :] * (1.0 if factor is None else factor[:, None, :])
         r = (actual - p50) / width
         leads = np.broadcast_to(np.arange(1, p50.shape[1] + 1)[None, :, None], p50.shape)
         ok = np.isfinite(r) & np.isfinite(z)
+        if night is not None:
+            ok &= ~night
         z, r, g = z[ok], r[ok], self._group(leads[ok])
         self.level_edges = ([float(v) for v in np.quantile(z, [0.25, 0.5, 0.75])]
                             if len(z) else [])
@@ -100,9 +139,11 @@ class ResidualBands:
             self.table.append(row)
 
     def apply(self, p50: np.ndarray, scale: np.ndarray, sensor_ids: list[str],
-              factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              factor: np.ndarray | None = None,
+              night: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p10, p50, p90) arrays shaped like ``p50`` ([origin, lead, sensor]);
-        ``factor``: [origin, sensor] recent-error multipliers (None: 1)."""
+        ``factor``: [origin, sensor] recent-error multipliers (None: 1); ``night``: [origin,
+        lead, sensor] targets that take the night level."""
         z = p50 / scale[None, None, :]
         leads = np.broadcast_to(np.arange(1, p50.shape[1] + 1)[None, :, None], p50.shape)
         g = self._group(leads)
@@ -116,12 +157,13 @@ class ResidualBands:
         mid = np.maximum(p50, floor)
         lo = np.minimum(np.maximum(lo, floor), mid)
         hi = np.maximum(hi, mid)
-        return lo, mid, hi
+        return self.apply_night(lo, mid, hi, night, sensor_ids)
 
     def state(self) -> dict[str, Any]:
         return {"lead_edges": self.lead_edges, "level_edges": self.level_edges,
                 "table": self.table, "pooled": self.pooled, "lower": self.lower,
-                "min_count": self.min_count, "err_k": self.err_k, "err_ref": self.err_ref}
+                "min_count": self.min_count, "err_k": self.err_k, "err_ref": self.err_ref,
+                "night": self.night}
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> ResidualBands:
@@ -129,4 +171,6 @@ class ResidualBands:
                    table=d["table"], pooled=d["pooled"], lower=dict(d["lower"]),
                    min_count=int(d.get("min_count", 30)),
                    # models saved before recent-error scaling: none (their bands as fitted)
-                   err_k=int(d.get("err_k", 0)), err_ref=dict(d.get("err_ref", {})))
+                   err_k=int(d.get("err_k", 0)), err_ref=dict(d.get("err_ref", {})),
+                   # models saved before night levels: none (their bands as fitted)
+                   night=dict(d.get("night", {})))

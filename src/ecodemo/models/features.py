@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ecodemo.models.panel import Panel, align_weather
-from ecodemo.models.solar import solar_geometry_sites
+from ecodemo.models.solar import solar_geometry_many
 
 # Reading-derived features (depend on the bucket's minimum lag L).
 LAG_FEATURES = ("lag_0", "lag_1", "lag_day", "lag_week", "mean_3h", "mean_day", "std_day",
@@ -107,31 +107,6 @@ def calendar_frame(times: pd.DatetimeIndex, tz: str) -> pd.DataFrame:
         "is_holiday": is_hol,
         "school_a": sch[pos, 0], "school_b": sch[pos, 1], "school_c": sch[pos, 2],
     }, index=times)
-
-
-def _interval_middles(times: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(hours=1)
-    return times + step / 2
-
-
-def solar_geometry(times: pd.DatetimeIndex, latitude: float,
-                   longitude: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clear-sky GHI (W/m2, Ineichen with climatological Linke turbidity) and solar elevation
-    (degrees) at the middle of each grid interval, from pvlib (the reference, one site)."""
-    import pvlib
-
-    mid = _interval_middles(times)
-    loc = pvlib.location.Location(latitude, longitude, tz="UTC")
-    pos = loc.get_solarposition(mid)
-    cs = loc.get_clearsky(mid, model="ineichen", solar_position=pos)
-    return cs["ghi"].to_numpy(dtype=float), pos["apparent_elevation"].to_numpy(dtype=float)
-
-
-def solar_geometry_many(times: pd.DatetimeIndex, sites: list[tuple[float, float]]
-                        ) -> dict[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
-    """:func:`solar_geometry` for each distinct (latitude, longitude) of ``sites`` at once:
-    SPA's time-only terms are computed once for the grid (:mod:`ecodemo.models.solar`)."""
-    return solar_geometry_sites(_interval_middles(times), sites)
 
 
 @dataclass

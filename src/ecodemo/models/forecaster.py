@@ -5,13 +5,19 @@ held-out calibration window (the last ``cal_days`` days, or a quarter of a short
 forecasts issued every ``cal_every_h`` hours inside that window give the residuals that set the
 bands (:mod:`ecodemo.models.calibration`), widened or narrowed by the point model's own errors
 over the ``err_days`` days before each issue time. Baselines are calibrated the same way, so every
-rung of the ladder publishes bands.
+rung of the ladder publishes bands. Solar night targets take the sensor's night level
+(:mod:`ecodemo.models.calibration`).
+
+The calibration forecasts are also what the ladder chooses on (``selection``): they are issued
+after the point model's training data and before any test origin, so the choice never sees the
+test window, and costs no extra prediction.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from ecodemo.models.calibration import LEAD_GROUPS_H, ResidualBands
 from ecodemo.models.features import robust_scale
 from ecodemo.models.lgbm import LgbmForecaster, LgbmSpec
 from ecodemo.models.panel import Panel
+from ecodemo.models.solar import night_mask
 
 
 def gather(values: np.ndarray, origins: np.ndarray, n_steps: int,
@@ -34,6 +41,47 @@ def gather(values: np.ndarray, origins: np.ndarray, n_steps: int,
     out = np.full((*t.shape, values.shape[1]), np.nan)
     out[ok] = values[t[ok]]
     return out
+
+
+def night_matrix(panel: Panel, extra_steps: int = 0) -> np.ndarray | None:
+    """[time, sensor] solar night over the panel's grid plus ``extra_steps`` future steps
+    (None for other kinds, coarse grids, or when no sensor has coordinates)."""
+    if panel.kind != "solar":
+        return None
+    sites = [(round(m.latitude, 2), round(m.longitude, 2))
+             if m.latitude is not None and m.longitude is not None else None
+             for m in panel.sensors]
+    known = [s for s in sites if s is not None]
+    if not known:
+        return None
+    times = panel.extend(extra_steps).times if extra_steps > 0 else panel.times
+    dark = night_mask(times, list(dict.fromkeys(known)))
+    if dark is None:
+        return None
+    col = {s: j for j, s in enumerate(dict.fromkeys(known))}
+    out = np.zeros((len(times), len(sites)), dtype=bool)
+    for j, site in enumerate(sites):
+        if site is not None:
+            out[:, j] = dark[:, col[site]]
+    return out
+
+
+def gather_mask(mask: np.ndarray | None, origins: np.ndarray,
+                n_steps: int) -> np.ndarray | None:
+    """A [time, sensor] boolean mask at the targets [origin, lead, sensor] (False beyond it)."""
+    if mask is None:
+        return None
+    return gather(mask.astype(float), origins, n_steps) == 1.0
+
+
+@dataclass
+class Selection:
+    """The calibration forecasts: issued in (fit_end, train_end], before any test origin."""
+
+    origins: np.ndarray            # grid indices
+    p50: np.ndarray                # [origin, lead, sensor]
+    actual: np.ndarray
+    night: np.ndarray | None
 
 
 def recent_error(point: PointForecaster, panel: Panel, origins: np.ndarray, n_steps: int,
@@ -78,6 +126,7 @@ class Forecaster:
         self.fit_end_ts: str | None = None
         self.train_end_ts: str | None = None
         self.train_start_ts: str | None = None
+        self.selection: Selection | None = None    # set by fit, not saved
 
     def fit(self, panel: Panel, train_end: int) -> None:
         n = panel.steps_for_hours(self.horizon_h)
@@ -97,6 +146,8 @@ class Forecaster:
         seen = panel.truncate(train_end)
         p50 = self.point.predict(seen, origins, n)
         actual = gather(panel.values, origins, n, upto=train_end)
+        dark = night_matrix(panel.truncate(train_end))
+        night = gather_mask(dark, origins, n)
         scale = robust_scale(panel.values[: train_end + 1])
         with np.errstate(all="ignore"):
             lower = np.nanmin(panel.values[: train_end + 1], axis=0)
@@ -113,7 +164,10 @@ class Forecaster:
             factor = self.bands.fit_reference(recent, ids, k)
         self.bands.fit(p50, actual, scale, lead_edges,
                        {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])},
-                       factor)
+                       factor, night)
+        self.bands.fit_night(panel.values[: train_end + 1], dark, ids)
+        _, sel_p50, _ = self.bands.apply_night(p50, p50, p50, night, ids)
+        self.selection = Selection(origins=origins, p50=sel_p50, actual=actual, night=night)
         self.train_start_ts = panel.times[first].isoformat()
         self.fit_end_ts = panel.times[fit_end].isoformat()
         self.train_end_ts = panel.times[train_end].isoformat()
@@ -129,8 +183,12 @@ class Forecaster:
         n = panel.steps_for_hours(self.horizon_h)
         recent = (recent_error(self.point, panel, origins, n, self.bands.err_k, scale)
                   if self.bands.err_k > 0 else None)
+        night = None
+        if self.bands.night:
+            extra = max(0, int(origins.max()) + n_steps - (len(panel.times) - 1))
+            night = gather_mask(night_matrix(panel, extra), origins, n_steps)
         return self.bands.apply(p50, scale, panel.sensor_ids,
-                                self.bands.factor(recent, panel.sensor_ids))
+                                self.bands.factor(recent, panel.sensor_ids), night)
 
     # -- persistence ------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

@@ -28,8 +28,11 @@ def _seconds(c: dict[str, Any]) -> float:
     return float(c.get("train_seconds") or 0.0) + float(c.get("predict_seconds") or 0.0)
 
 
-def choose(candidates: list[dict[str, Any]], tolerance: float = 0.02) -> tuple[str, str]:
-    """(chosen name, reason). ``candidates``: dicts with name, nmae and the cost fields."""
+def choose(candidates: list[dict[str, Any]], tolerance: float = 0.02,
+           measure: str = "nMAE") -> tuple[str, str]:
+    """(chosen name, reason). ``candidates``: dicts with name, nmae and the cost fields;
+    ``measure`` names what ``nmae`` holds in the reason (the backtest passes the nMAE on its
+    selection origins, which end before the test)."""
     scored = [c for c in candidates if c.get("nmae") is not None]
     if not scored:
         raise ModelError("no rung of the ladder produced an accuracy figure")
@@ -45,7 +48,7 @@ def choose(candidates: list[dict[str, Any]], tolerance: float = 0.02) -> tuple[s
         cost = (f"lowest wall time {_seconds(chosen):.3g} s (train + predict); energy was not "
                 "measured for every eligible rung")
     others = ", ".join(sorted(c["name"] for c in eligible if c is not chosen)) or "none"
-    reason = (f"{chosen['name']}: nMAE {chosen['nmae']:.4f} is within {tolerance:.0%} "
+    reason = (f"{chosen['name']}: {measure} {chosen['nmae']:.4f} is within {tolerance:.0%} "
               f"(relative) of the most accurate, {best['name']} ({best['nmae']:.4f}); "
               f"{cost}; other eligible rungs: {others}")
     return chosen["name"], reason

@@ -44,6 +44,9 @@ class Panel:
     values: np.ndarray
     step: pd.Timedelta
     weather: pd.DataFrame | None = field(default=None, compare=False)
+    #: where ``weather`` comes from: 'observed_standing_in' (observations stand in for a
+    #: forecast), 'forecast_as_issued' (as-of forecasts) or 'none'
+    weather_provenance: str = field(default="none", compare=False)
 
     @property
     def sensor_ids(self) -> list[str]:
@@ -150,7 +153,8 @@ def panel_from_long(kind: str, frame: pd.DataFrame, sensors: list[SensorMeta] | 
     with np.errstate(invalid="ignore", divide="ignore"):
         values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return Panel(kind=kind, times=pd.DatetimeIndex(times), sensors=metas, values=values,
-                 step=step, weather=weather)
+                 step=step, weather=weather,
+                 weather_provenance="observed_standing_in" if weather is not None else "none")
 
 
 def align_weather(weather: pd.DataFrame, times: pd.DatetimeIndex,

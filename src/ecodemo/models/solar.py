@@ -1,4 +1,5 @@
-"""Solar position and clear-sky irradiance for many sites on one time grid, fast.
+"""Solar geometry, the one place ecodemo computes it (pvlib underneath): clear-sky irradiance and
+sun elevation for many sites on one time grid, fast, and which grid times are night.
 
 pvlib's ``Location.get_clearsky`` runs NREL's SPA twice per site (once inside, once for the
 elevation) and most of SPA's cost (heliocentric series, nutation) depends on time only. Here the
@@ -139,4 +140,51 @@ def solar_geometry_sites(times: pd.DatetimeIndex, sites: list[tuple[float, float
     rows = _reference_rows(times)
     for lat, lon in todo:
         out[(lat, lon)] = _site_geometry(tt, dni_extra, rows, lat, lon)
+    return out
+
+
+def interval_middles(times: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The middle of each grid interval (a reading labelled ``t`` covers ``[t, t + step)``)."""
+    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(hours=1)
+    return times + step / 2
+
+
+def solar_geometry(times: pd.DatetimeIndex, latitude: float,
+                   longitude: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clear-sky GHI (W/m2, Ineichen with climatological Linke turbidity) and solar elevation
+    (degrees) at the middle of each grid interval, from pvlib's ``Location`` (the reference the
+    shared computation is tested against; one site)."""
+    import pvlib
+
+    mid = interval_middles(times)
+    loc = pvlib.location.Location(latitude, longitude, tz="UTC")
+    pos = loc.get_solarposition(mid)
+    cs = loc.get_clearsky(mid, model="ineichen", solar_position=pos)
+    return cs["ghi"].to_numpy(dtype=float), pos["apparent_elevation"].to_numpy(dtype=float)
+
+
+def solar_geometry_many(times: pd.DatetimeIndex, sites: list[tuple[float, float]]
+                        ) -> dict[tuple[float, float], tuple[np.ndarray, np.ndarray]]:
+    """:func:`solar_geometry` for each distinct (latitude, longitude) of ``sites`` at once."""
+    return solar_geometry_sites(interval_middles(times), sites)
+
+
+NIGHT_ELEVATION_DEG = -1.0   # below this the sun's disc and refraction give no light
+NIGHT_MAX_STEP = pd.Timedelta(hours=3)
+
+
+def night_mask(times: pd.DatetimeIndex, sites: list[tuple[float, float]]) -> np.ndarray | None:
+    """[time, site] True where the sun stays below the horizon from one grid step before to one
+    step after the time: night whichever way the source labels its intervals (start or end).
+    None when the grid is coarser than 3 h (a step then holds day and night)."""
+    if len(times) < 2 or times[1] - times[0] > NIGHT_MAX_STEP:
+        return None
+    step = times[1] - times[0]
+    ext = pd.DatetimeIndex([times[0] - step]).append(times).append(
+        pd.DatetimeIndex([times[-1] + step]))
+    geometry = solar_geometry_sites(ext, sites)
+    out = np.zeros((len(times), len(sites)), dtype=bool)
+    for j, site in enumerate(sites):
+        dark = geometry[site][1] < NIGHT_ELEVATION_DEG
+        out[:, j] = dark[:-2] & dark[1:-1] & dark[2:]
     return out

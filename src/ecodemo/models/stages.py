@@ -19,21 +19,25 @@ import psycopg
 from ecodemo.config import Settings
 from ecodemo.errors import ModelError
 from ecodemo.metering import track_run, warm_up
-from ecodemo.models import data, registry
-from ecodemo.models.forecaster import Forecaster, gather, make_point
+from ecodemo.models import backtest, data, registry
+from ecodemo.models.forecaster import Forecaster, gather, gather_mask, make_point, night_matrix
 from ecodemo.models.ladder import choose
 from ecodemo.models.lgbm import LgbmForecaster
-from ecodemo.models.metrics import ALL, score
+from ecodemo.models.metrics import ALL
 from ecodemo.models.panel import Panel
 from ecodemo.models.specs import load_ladder_spec
+from ecodemo.store import evaluations
 from ecodemo.store.connection import open_database
 
 log = logging.getLogger(__name__)
 
-MIN_TRAIN_DAYS = 28          # history required before the first backtest origin
 FORECAST_HISTORY_DAYS = 16   # readings a forecast needs: 48 h lags + 8 days of daily slots
 WEATHER_NOTE = ("weather covariates: observed weather at the target time stands in for a "
                 "weather forecast in this backtest (an optimistic assumption)")
+#: the backtest JSON's figures of each rung (test origins; ``selection``: where it was chosen)
+MODEL_FIELDS = ("name", "mae", "rmse", "nmae", "skill_vs_seasonal_naive", "coverage_p10_p90",
+                "coverage_night", "coverage_by_lead_h", "day_ahead", "selection",
+                "train_seconds", "train_energy_kwh", "predict_energy_kwh")
 
 _warmed: set[str] = set()
 
@@ -51,41 +55,6 @@ def kinds_with_data(settings: Settings) -> list[str]:
         return data.kinds_with_data(conn)
 
 
-def backtest_origins(panel: Panel, horizon_steps: int, folds: int, every: int) -> np.ndarray:
-    """Rolling origins (grid indices), the last one ``horizon_steps`` before the last reading,
-    ``every`` steps apart, keeping at least MIN_TRAIN_DAYS of history before the first."""
-    last = panel.last_observed_index()
-    observed = np.flatnonzero(np.isfinite(panel.values).any(axis=1))
-    first = int(observed[0])
-    room = last - horizon_steps - first - panel.steps_for_hours(24 * MIN_TRAIN_DAYS)
-    n = min(folds, room // every + 1) if room >= 0 else 0
-    if n < 1:
-        raise ModelError(f"kind '{panel.kind}': not enough history for a backtest "
-                         f"(need {MIN_TRAIN_DAYS} days plus the horizon)")
-    return last - horizon_steps - every * np.arange(n - 1, -1, -1)
-
-
-def _upsert_evaluations(conn: psycopg.Connection, kind: str, name: str, model_id: str | None,
-                        horizon_h: float, start: datetime, end: datetime,
-                        figures: dict[str, dict[str, Any]], details: dict[str, Any]) -> None:
-    rows = [(kind, name, model_id, sid, horizon_h, start, end, m["n"], m["mae"], m["rmse"],
-             m["nmae"], m["skill_vs_seasonal_naive"], m["coverage_p10_p90"], m["pinball"],
-             json.dumps(details, default=str)) for sid, m in figures.items()]
-    with conn.cursor() as cur:
-        cur.executemany(
-            """INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id, horizon_h,
-                   period_start, period_end, n, mae, rmse, nmae, skill_vs_seasonal_naive,
-                   coverage_p10_p90, pinball, details)
-               VALUES ('backtest',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::jsonb)
-               ON CONFLICT (source, kind, model_name, sensor_id, horizon_h, period_start,
-                            period_end)
-               DO UPDATE SET model_id = EXCLUDED.model_id, evaluated_at = now(), n = EXCLUDED.n,
-                   mae = EXCLUDED.mae, rmse = EXCLUDED.rmse, nmae = EXCLUDED.nmae,
-                   skill_vs_seasonal_naive = EXCLUDED.skill_vs_seasonal_naive,
-                   coverage_p10_p90 = EXCLUDED.coverage_p10_p90, pinball = EXCLUDED.pinball,
-                   details = EXCLUDED.details""", rows)
-
-
 def _features_and_params(f: Forecaster) -> tuple[list[str], dict[str, Any]]:
     if isinstance(f.point, LgbmForecaster):
         spec = f.point.spec
@@ -96,15 +65,26 @@ def _features_and_params(f: Forecaster) -> tuple[list[str], dict[str, Any]]:
     return [], {"baseline": f.name}
 
 
+def _weather(fitted: dict[str, Forecaster], panel: Panel) -> dict[str, Any]:
+    """The backtest JSON's ``weather``: where the weather the rungs read came from."""
+    used = [f.point for f in fitted.values()
+            if isinstance(f.point, LgbmForecaster) and f.point.with_weather]
+    if not used:
+        return {"provenance": "none", "variables": []}
+    return {"provenance": panel.weather_provenance,
+            "variables": sorted({f[3:] for p in used for f in p.features if f.startswith("wx_")})}
+
+
 def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                folds: int | None = None, tolerance: float | None = None,
                rungs: list[str] | None = None) -> dict[str, Any]:
     """Backtest every rung on the store's data for ``kind``, choose, record, register.
 
-    Rolling origin: every rung is trained once on data up to the first origin (the last
-    ``folds`` x ``every_h`` hours are never seen in training), then issues a forecast at each
-    origin for leads 1..horizon, reading only data up to that origin. Metrics are over all
-    leads of all origins. Returns the backtest JSON of the issue (plus ``notes``).
+    Protocol (:mod:`ecodemo.models.backtest`): every rung is trained once on data up to the
+    first test origin; the choice is made on its calibration forecasts (selection origins,
+    before the test); every rung's figures are on the test origins only (one per day at local
+    noon, ``folds`` of them): pooled over leads 1..horizon, per lead group, and day-ahead.
+    Returns the backtest JSON of the issue (plus ``notes``).
     ``rungs`` restricts the ladder to some rungs (seasonal_naive is always kept: skill needs it).
     """
     spec = load_ladder_spec()
@@ -120,19 +100,18 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
     db = open_database(settings)
     with db.connect(autocommit=True) as conn:
         panel = data.load_panel(conn, kind)
-    n_steps = panel.steps_for_hours(horizon_h)
-    every = panel.steps_for_hours(spec["backtest"]["every_h"])
-    origins = backtest_origins(panel, n_steps, folds, every)
+    fit_h = backtest.fit_hours(horizon_h)
+    n_steps, n_fit = panel.steps_for_hours(horizon_h), panel.steps_for_hours(fit_h)
+    origins = backtest.noon_origins(panel, n_fit, folds)
     train_end = int(origins[0])
-    actual = gather(panel.values, origins, n_steps)
+    actual = gather(panel.values, origins, n_fit)
     results: list[dict[str, Any]] = []
     preds: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     fitted: dict[str, Forecaster] = {}
     train_run_ids: dict[str, str] = {}
     for name, rung in spec["rungs"].items():
-        point = make_point(name, rung or {}, num_threads=settings.num_threads,
-                           horizon_h=horizon_h)
-        f = Forecaster(point, horizon_h=horizon_h, cal_days=spec["calibration"]["days"],
+        point = make_point(name, rung or {}, num_threads=settings.num_threads, horizon_h=fit_h)
+        f = Forecaster(point, horizon_h=fit_h, cal_days=spec["calibration"]["days"],
                        cal_every_h=spec["calibration"]["every_h"],
                        err_days=spec["calibration"]["recent_error_days"])
         with track_run(settings, "train", sensor_kind=kind,
@@ -140,8 +119,8 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
             f.fit(panel, train_end)
         with track_run(settings, "predict", sensor_kind=kind,
                        details={"rung": name, "purpose": "ladder backtest",
-                                "origins": len(origins), "leads": n_steps}) as pr:
-            preds[name] = f.predict(panel, origins, n_steps)
+                                "origins": len(origins), "leads": n_fit}) as pr:
+            preds[name] = f.predict(panel, origins, n_fit)
         fitted[name] = f
         train_run_ids[name] = tr.run_id
         results.append({"name": name, "train_seconds": tr.duration_s,
@@ -149,36 +128,53 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                         "predict_energy_kwh": pr.energy_kwh})
     start = panel.times[int(origins[0]) + 1].to_pydatetime()
     end = panel.times[min(int(origins[-1]) + n_steps, len(panel.times) - 1)].to_pydatetime()
-    with_weather = any(isinstance(f.point, LgbmForecaster) and f.point.with_weather
-                       for f in fitted.values())
+    ref_sel = fitted["seasonal_naive"].selection
+    assert ref_sel is not None
+    proto = backtest.protocol(panel, ref_sel, origins, n_steps, n_fit)
+    weather = _weather(fitted, panel)
     notes = [f"nMAE = MAE / mean(|actual|) per sensor; '{ALL}' averages sensors equally",
-             f"tolerance {tol:.0%} relative: eligible if nMAE <= best nMAE x (1 + {tol:g})",
+             f"chosen on the selection origins ({proto['selection']['first_origin']} .. "
+             f"{proto['selection']['last_origin']}, {proto['selection']['folds']}), before "
+             f"the test; tolerance {tol:.0%} relative: eligible if selection nMAE <= best x "
+             f"(1 + {tol:g})",
              f"trained on data up to {panel.times[train_end].isoformat()}; "
-             f"{len(origins)} origins every {spec['backtest']['every_h']} h, leads 1..{n_steps} "
-             f"steps of {panel.step}"]
-    if with_weather:
+             f"{len(origins)} test origins at local noon, leads 1..{n_steps} steps of "
+             f"{panel.step} pooled; day-ahead: the next local day (leads 12-36 h)"]
+    if panel.kind == "solar":
+        notes.append("solar nights are scored apart: a night target's band is the sensor's "
+                     "night level (zero width at a constant 0); coverage_p10_p90 counts "
+                     "daylight points, coverage_night the night ones")
+    if weather["provenance"] == "observed_standing_in":
         notes.append(WEATHER_NOTE)
-    details = {"folds": len(origins), "every_h": spec["backtest"]["every_h"],
-               "train_end": panel.times[train_end].isoformat(), "notes": notes}
+    details = {"folds": len(origins), "train_end": panel.times[train_end].isoformat(),
+               "protocol": proto, "weather": weather, "notes": notes}
     with track_run(settings, "backtest", sensor_kind=kind,
                    details={"rungs": list(spec["rungs"]), "folds": len(origins)}):
         reference = preds["seasonal_naive"][1]
+        night = gather_mask(night_matrix(panel), origins, n_fit)
+        ahead = backtest.day_ahead_mask(panel, origins, n_fit)
         per_rung: dict[str, dict[str, dict[str, Any]]] = {}
+        extras: dict[str, dict[str, Any]] = {}
         for r in results:
-            p10, p50, p90 = preds[r["name"]]
-            figures = score(actual, p10, p50, p90, reference, panel.sensor_ids)
-            per_rung[r["name"]] = figures
+            figures, extra = backtest.figures_on_test(panel, actual, preds[r["name"]],
+                                                      reference, night, n_steps, ahead)
+            sel = fitted[r["name"]].selection
+            assert sel is not None
+            chosen_on = backtest.selection_figures(sel, ref_sel, panel.sensor_ids, n_steps)
+            per_rung[r["name"]], extras[r["name"]] = figures, {**extra, "selection": chosen_on}
             r.update({k: figures[ALL][k] for k in ("mae", "rmse", "nmae",
                                                    "skill_vs_seasonal_naive",
-                                                   "coverage_p10_p90")})
-        chosen, reason = choose(results, tol)
+                                                   "coverage_p10_p90", "coverage_night")})
+            r.update(extras[r["name"]])
+        chosen, reason = choose([{**r, "nmae": r["selection"]["nmae"]} for r in results], tol,
+                                "selection nMAE")
         with db.connect(autocommit=True) as conn:
             f = fitted[chosen]
             feats, params = _features_and_params(f)
             c = next(r for r in results if r["name"] == chosen)
             row = registry.register(
                 conn, settings, kind, f, data_sha256=panel.data_sha256(train_end),
-                metrics={**per_rung[chosen], "backtest": details},
+                metrics={**per_rung[chosen], "backtest": {**details, **extras[chosen]}},
                 train_seconds=c["train_seconds"], train_energy_kwh=c["train_energy_kwh"],
                 energy={"train_kwh": c["train_energy_kwh"],
                         "predict_kwh": c["predict_energy_kwh"]},
@@ -187,20 +183,18 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
             # balance finds what the model cost to train.
             conn.execute("UPDATE compute_runs SET model_id = %s WHERE run_id = %s",
                          (row.model_id, train_run_ids[chosen]))
-            for r in results:
-                _upsert_evaluations(conn, kind, r["name"],
-                                    row.model_id if r["name"] == chosen else None, horizon_h,
-                                    start, end, per_rung[r["name"]], details)
+            evaluations.write_backtest(
+                conn, kind, horizon_h, start, end,
+                [(r["name"], row.model_id if r["name"] == chosen else None, per_rung[r["name"]],
+                  {**details, **extras[r["name"]]}) for r in results])
             conn.execute(
                 """INSERT INTO model_choices (kind, chosen_name, model_id, tolerance, reason,
                        candidates) VALUES (%s,%s,%s,%s,%s,%s::jsonb)""",
                 (kind, chosen, row.model_id, tol, reason, json.dumps(results, default=str)))
-    models = [{k: r.get(k) for k in ("name", "mae", "rmse", "nmae", "skill_vs_seasonal_naive",
-                                      "coverage_p10_p90", "train_seconds", "train_energy_kwh",
-                                      "predict_energy_kwh")} for r in results]
+    models = [{k: r.get(k) for k in MODEL_FIELDS} for r in results]
     return {"kind": kind, "horizon_hours": horizon_h, "sensors": len(panel.sensors),
-            "folds": len(origins), "models": models, "chosen": chosen, "reason": reason,
-            "notes": notes}
+            "folds": len(origins), "protocol": proto, "weather": weather, "models": models,
+            "chosen": chosen, "reason": reason, "notes": notes}
 
 
 def _chosen_rung(conn: psycopg.Connection, kind: str, default: str) -> str:
