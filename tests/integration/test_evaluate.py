@@ -147,10 +147,9 @@ def test_backtest_fallback_and_unmeasured_run_stays_null(settings, conn, snapsho
     assert assumptions["error_reduction_source"]["source"] == "backtest"
 
 
-def test_machine_learning_increment_is_measured_against_the_best_no_ai_forecast(
-        settings, conn, snapshot_sites) -> None:
-    """The balance credits the model against seasonal naive; the increment says what the model
-    adds over the best no-AI rung of the same backtest, and is zero for a no-AI model."""
+def test_headline_is_against_the_best_no_ai_forecast(settings, conn, snapshot_sites) -> None:
+    """The balance's counterfactual is the best no-AI rung of the latest backtest (named, with
+    why); seasonal naive stays as a secondary line; a no-AI model adds nothing."""
     ml_id, noai_id = "solar-lgbm_small-v3", "wind-persistence-v1"
     _model(conn, ml_id, "solar")
     _model(conn, noai_id, "wind", name="persistence")
@@ -181,17 +180,34 @@ def test_machine_learning_increment_is_measured_against_the_best_no_ai_forecast(
     by_kind = {b["kind"]: b for b in out["balances"]}
     solar, wind = by_kind["solar"], by_kind["wind"]
     share = 0.3  # the default share_of_error_balanced for solar
-    # against seasonal naive: ((4 - 2) + (5.5 - 3)) / 2 = 2.25 MW; against persistence:
-    # ((3 - 2) + (4 - 3)) / 2 = 1 MW; both held 24 h
-    assert solar["avoided_kwh"] == pytest.approx(2.25 * 24 * 1000 * share)
+    # against persistence (the best no-AI rung: lowest nMAE): ((3 - 2) + (4 - 3)) / 2 = 1 MW;
+    # against seasonal naive: ((4 - 2) + (5.5 - 3)) / 2 = 2.25 MW; both held 24 h
+    cf = solar["counterfactual"]
+    assert cf["name"] == "persistence" and "best_no_ai" in cf["declared"]
+    assert "persistence, the lowest nMAE" in cf["why"] and cf["source"] == "backtest"
+    assert "no separate selection window" in cf["protocol"]
+    assert solar["avoided_kwh"] == pytest.approx(1.0 * 24 * 1000 * share)
+    assert solar["avoided_kwh_range"] == pytest.approx([24 * 1000 * 0.1, 24 * 1000 * 0.6])
+    assert solar["energy_effect"] == "shifted" and solar["net_kwh"] is None
+    lo, hi = solar["avoided_kgco2e_range"]
+    assert lo < solar["avoided_kgco2e"] < hi
+    lo, hi = solar["net_kgco2e_range"]
+    assert lo < solar["net_kgco2e"] < hi
+    naive = next(x for x in solar["secondary_counterfactuals"]
+                 if x["counterfactual"] == "seasonal_naive")
+    assert naive["avoided_kwh"] == pytest.approx(2.25 * 24 * 1000 * share)
     inc = solar["machine_learning_increment"]
     assert inc["baseline"] == "persistence" and inc["is_machine_learning"] is True
     assert inc["error_reduction_vs_best"] == pytest.approx(1.0)
     assert inc["share"] == pytest.approx(1.0 / 2.25)
     assert inc["avoided_kwh"] == pytest.approx(1.0 * 24 * 1000 * share)
     assert inc["net_kgco2e"] == pytest.approx(inc["avoided_kgco2e"] - solar["compute_kgco2e"])
-    # the wind model is persistence itself: its benefit needs no machine learning
-    assert wind["avoided_kwh"] > 0
+    # the wind model is persistence itself: against itself it avoids nothing, and only the
+    # secondary line says what it gains over seasonal naive
+    assert wind["counterfactual"]["name"] == "persistence" and wind["avoided_kwh"] == 0.0
+    assert wind["net_kgco2e"] is None or wind["net_kgco2e"] <= 0
+    assert next(x for x in wind["secondary_counterfactuals"]
+                if x["counterfactual"] == "seasonal_naive")["avoided_kwh"] > 0
     winc = wind["machine_learning_increment"]
     assert winc["is_machine_learning"] is False and winc["avoided_kwh"] == 0.0
     stored = conn.execute("SELECT assumptions->'machine_learning_increment'->>'baseline' "

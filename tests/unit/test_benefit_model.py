@@ -40,3 +40,32 @@ def test_break_even_helper_is_the_avoided_co2_per_unit_of_key() -> None:
     assert av.avoided_kgco2e == pytest.approx(av.kgco2e_per_unit_key * key)
     assert av.avoided_kwh == pytest.approx(12.0 * 10.0 * km.kwh_per_error_unit_hour())
     assert av.avoided_kwh > 0
+
+
+def test_every_assumption_has_a_sourced_range_and_every_lever_an_effect() -> None:
+    model = load_benefit_model()
+    for kind, km in model.kinds.items():
+        for name, p in {**km.energy_factors, **km.emission_terms}.items():
+            if p.assumption:
+                lo, hi = p.bounds()
+                assert lo <= p.value <= hi and (p.range_source or "").strip(), (kind, name)
+        # balancing energy moves to other producers; transport levers save fuel
+        assert km.energy_effect == ("shifted" if kind in ("solar", "wind") else "saved"), kind
+    acc = model.accounting
+    assert acc.counterfactual.rung == "best_no_ai" and acc.counterfactual.why.strip()
+    est, hw = acc.band("estimated: CPU: load x TDP")[0], acc.band("measured: CPU: RAPL")[0]
+    assert est == 0.4 and hw < est                      # counters narrow, estimates wide
+    assert "arXiv:2509.22092" in acc.measurement_bands["estimated"].source
+
+
+def test_ranges_of_avoided_follow_the_assumptions() -> None:
+    """Transit: 10 passengers/h less error over 10 h; every factor at its low, then high end."""
+    km = load_benefit_model().kind("transit")
+    av = avoided(km, 10.0, 10.0)
+    lows = [p.bounds()[0] for p in km.energy_factors.values()]
+    highs = [p.bounds()[1] for p in km.energy_factors.values()]
+    g_lo, g_hi = km.emission_terms["diesel_g_per_kwh"].bounds()
+    import math
+    assert av.kwh_span.pair() == pytest.approx([100 * math.prod(lows), 100 * math.prod(highs)])
+    assert av.kgco2e_span.pair() == pytest.approx([100 * math.prod(lows) * g_lo / 1000,
+                                                   100 * math.prod(highs) * g_hi / 1000])

@@ -1,30 +1,34 @@
-"""Benefit versus cost per kind, model and period (``balances`` rows).
+"""Benefit versus cost per kind, model and period (``balances`` rows): the arithmetic.
 
-Spent (compute), from ``compute_runs``; CO2 per run is the grid-intensity figure where one was
-collected (``grid_emissions_kg``), else CodeCarbon's annual-constant figure (``emissions_kg``):
+Spent (compute) is the whole life of the service over the period, from ``compute_runs``
+(gathered by :mod:`ecodemo.energy.gather`), in five components:
 
-- training: the model's training runs and the kind's model-selection (backtest) runs,
-  amortised over the model's service life: energy x period_h / service_life_h;
-- inference: the model's predict runs that started in the period;
-- ingestion: ingest runs in the period; a run for this kind counts fully, a run for all kinds
-  counts by the kind's share of the rows ingested.
+- ``ingest``: collection runs in the period (a run for all kinds by the kind's share of rows);
+- ``selection``: the kind's latest model ladder, every rung trained and backtested (the
+  rungs not chosen included), amortised over the service life (energy x period_h / life_h);
+- ``train``: the training of the version in service (the promoted one), amortised likewise;
+- ``predict``: inference runs of the service in the period (not the ladder's backtests);
+- ``accounting``: evaluation and reporting runs in the period, shared between the kinds,
+  shown apart and counted.
 
-Avoided: the benefit model (:mod:`ecodemo.energy.benefit`) applied to the error reduction.
+CO2 per run is the grid-intensity figure where one was collected, else CodeCarbon's annual
+constant. Each run's energy has a band from its measurement method (hardware counters narrow,
+load x TDP estimates wide); the benefit has the ranges of the benefit model's assumptions. So
+every total is a :class:`~ecodemo.energy.ranges.Span` (low, central, high)::
 
-    net_kgco2e          = avoided_kgco2e - compute_kgco2e
-    benefit_cost_ratio  = avoided_kgco2e / compute_kgco2e
-    payback_hours       = one-off training CO2 / (avoided rate - running rate), where the rates
-                          are kgCO2e per hour over the period (running = inference + ingestion);
-                          None when the avoided rate never exceeds the running rate
-    break-even          = the value of the key assumption at which net_kgco2e = 0
+    net_kgco2e        = avoided_kgco2e - compute_kgco2e     (low = avoided low - compute high)
+    payback_hours     = one-off CO2 (selection + training) / (avoided rate - running rate)
+    break-even        = the key assumption's value at which net = 0 (central, low, high)
 
-A run whose energy was not measured is never counted as 0: the component it belongs to, and
-every total built on it, is NULL, and the method says how many runs were not measured.
+A ``shifted`` lever (renewables' balancing energy, moved to other producers) never enters a kWh
+net: only its CO2 difference is avoided. A run whose energy was not measured is never counted as
+0: its component, and every total built on it, is NULL, and the method says so.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,33 +36,17 @@ from typing import Any
 import psycopg
 
 from ecodemo.energy.benefit import Avoided
+from ecodemo.energy.ranges import Span, as_dict, pair
 
-DEV_STAGES = ("train", "backtest", "ladder")
+#: relative band (+/-) of an energy measured by a method (text of ``compute_runs``)
+Band = Callable[[str | None], float]
 
 
-@dataclass
-class Component:
-    """Energy and CO2 of one part of the compute (ingest, train or predict) for a balance.
+def default_band(method: str | None) -> float:
+    """The shipped benefit model's bands (hardware counters vs estimated)."""
+    from ecodemo.energy.benefit import load_benefit_model
 
-    ``kwh``/``kgco2e`` are after amortisation or sharing (``factor``); None when any run in it
-    was not measured. ``kwh_measured_part`` is the sum over the measured runs only (a lower
-    bound, reported, never used as the total).
-    """
-
-    name: str
-    kwh: float | None
-    kgco2e: float | None
-    factor: float
-    n_runs: int
-    n_unmeasured: int = 0
-    kgco2e_annual_constant: float | None = None
-    n_grid_intensity: int = 0
-    kwh_measured_part: float = 0.0
-    one_off_kgco2e: float | None = None     # training only: before amortisation
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+    return load_benefit_model().accounting.band(method)[0]
 
 
 @dataclass
@@ -69,29 +57,108 @@ class RunRow:
     energy_kwh: float | None
     emissions_kg: float | None
     grid_emissions_kg: float | None
-    weight: float = 1.0     # share of the run attributed to the kind (ingestion)
+    method: str | None = None
+    weight: float = 1.0     # share of the run attributed to the kind (ingestion, accounting)
 
 
-def component(name: str, runs: list[RunRow], factor: float = 1.0, note: str = "") -> Component:
-    """Sum runs (each weighted), times ``factor``; NULL if any run is unmeasured."""
+@dataclass
+class Component:
+    """Energy and CO2 of one part of the compute for a balance.
+
+    ``kwh``/``kgco2e`` are after amortisation or sharing (``factor``), with their spans;
+    None when any run in it was not measured. ``kwh_measured_part`` is the sum over the
+    measured runs only (a lower bound, reported, never used as the total).
+    """
+
+    name: str
+    kwh_span: Span | None
+    kgco2e_span: Span | None
+    factor: Span
+    n_runs: int
+    n_unmeasured: int = 0
+    kgco2e_annual_constant: float | None = None
+    n_grid_intensity: int = 0
+    kwh_measured_part: float = 0.0
+    one_off_span: Span | None = None        # before amortisation (selection and training)
+    note: str = ""
+
+    @property
+    def kwh(self) -> float | None:
+        return None if self.kwh_span is None else self.kwh_span.central
+
+    @property
+    def kgco2e(self) -> float | None:
+        return None if self.kgco2e_span is None else self.kgco2e_span.central
+
+    @property
+    def one_off_kgco2e(self) -> float | None:
+        return None if self.one_off_span is None else self.one_off_span.central
+
+    def unknown(self, why: str) -> None:
+        """No record of what this part cost: unknown, not free."""
+        self.kwh_span = self.kgco2e_span = self.one_off_span = None
+        self.kgco2e_annual_constant = None
+        self.n_unmeasured += 1
+        self.note = f"{why}; {self.note}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kwh": self.kwh, "kwh_range": pair(self.kwh_span),
+                "kgco2e": self.kgco2e, "kgco2e_range": pair(self.kgco2e_span),
+                "factor": self.factor.central, "factor_range": self.factor.pair(),
+                "n_runs": self.n_runs, "n_unmeasured": self.n_unmeasured,
+                "kgco2e_annual_constant": self.kgco2e_annual_constant,
+                "n_grid_intensity": self.n_grid_intensity,
+                "kwh_measured_part": self.kwh_measured_part,
+                "one_off_kgco2e": self.one_off_kgco2e,
+                "one_off_kgco2e_range": pair(self.one_off_span), "note": self.note}
+
+
+def _banded(value: float, width: float) -> Span:
+    return Span(value * (1 - width), value, value * (1 + width))
+
+
+def component(name: str, runs: list[RunRow], factor: Span | float = 1.0, note: str = "",
+              band: Band | None = None) -> Component:
+    """Sum runs (each weighted and banded by its method), times ``factor``; NULL if any run
+    is unmeasured."""
+    band = band or default_band
+    f = factor if isinstance(factor, Span) else Span.point(float(factor))
+
     def is_measured(r: RunRow) -> bool:
         return r.energy_kwh is not None and r.emissions_kg is not None
 
-    unmeasured = [r for r in runs if not is_measured(r)]
     measured = [r for r in runs if is_measured(r)]
-    kwh_part = sum(r.weight * (r.energy_kwh or 0.0) for r in measured) * factor
-    kg_grid = sum(r.weight * (r.grid_emissions_kg if r.grid_emissions_kg is not None
-                              else (r.emissions_kg or 0.0)) for r in measured)
-    kg_annual = sum(r.weight * (r.emissions_kg or 0.0) for r in measured)
-    n_grid = sum(1 for r in measured if r.grid_emissions_kg is not None)
-    complete = not unmeasured
+    kwh = kg = Span.point(0.0)
+    kg_annual = 0.0
+    for r in measured:
+        w = band(r.method)
+        kwh = kwh + _banded(r.weight * (r.energy_kwh or 0.0), w)
+        co2 = r.grid_emissions_kg if r.grid_emissions_kg is not None else r.emissions_kg
+        kg = kg + _banded(r.weight * (co2 or 0.0), w)
+        kg_annual += r.weight * (r.emissions_kg or 0.0)
+    complete = len(measured) == len(runs)
     return Component(
-        name=name, kwh=kwh_part if complete else None,
-        kgco2e=kg_grid * factor if complete else None, factor=factor, n_runs=len(runs),
-        n_unmeasured=len(unmeasured),
-        kgco2e_annual_constant=kg_annual * factor if complete else None,
-        n_grid_intensity=n_grid, kwh_measured_part=kwh_part,
-        one_off_kgco2e=kg_grid if complete else None, note=note)
+        name=name, kwh_span=kwh * f if complete else None,
+        kgco2e_span=kg * f if complete else None, factor=f, n_runs=len(runs),
+        n_unmeasured=len(runs) - len(measured),
+        kgco2e_annual_constant=kg_annual * f.central if complete else None,
+        n_grid_intensity=sum(1 for r in measured if r.grid_emissions_kg is not None),
+        kwh_measured_part=kwh.central * f.central, one_off_span=kg if complete else None,
+        note=note)
+
+
+def _total(spans: list[Span | None]) -> Span | None:
+    if any(s is None for s in spans):
+        return None
+    out = Span.point(0.0)
+    for s in spans:
+        out = out + s  # type: ignore[operator]
+    return out
+
+
+def _payback(one_off: float, avoided: float, running: float, hours: float) -> float | None:
+    rate = (avoided - running) / hours
+    return one_off / rate if rate > 0 else None
 
 
 @dataclass
@@ -101,12 +168,15 @@ class Balance:
     period_start: datetime
     period_end: datetime
     ingest: Component
+    selection: Component
     train: Component
     predict: Component
+    accounting: Component
     avoided: Avoided
     key_name: str
     key_value: float
     method: str
+    key_unit: str = "1"
     assumptions: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,41 +185,80 @@ class Balance:
 
     @property
     def parts(self) -> list[Component]:
-        return [self.ingest, self.train, self.predict]
+        return [self.ingest, self.selection, self.train, self.predict, self.accounting]
+
+    @property
+    def compute_kwh_span(self) -> Span | None:
+        return _total([c.kwh_span for c in self.parts])
+
+    @property
+    def compute_kgco2e_span(self) -> Span | None:
+        return _total([c.kgco2e_span for c in self.parts])
 
     @property
     def compute_kwh(self) -> float | None:
-        vals = [c.kwh for c in self.parts]
-        return None if any(v is None for v in vals) else sum(v for v in vals if v is not None)
+        s = self.compute_kwh_span
+        return None if s is None else s.central
 
     @property
     def compute_kgco2e(self) -> float | None:
-        vals = [c.kgco2e for c in self.parts]
-        return None if any(v is None for v in vals) else sum(v for v in vals if v is not None)
+        s = self.compute_kgco2e_span
+        return None if s is None else s.central
+
+    @property
+    def net_kgco2e_span(self) -> Span | None:
+        c = self.compute_kgco2e_span
+        return None if c is None else self.avoided.kgco2e_span - c
 
     @property
     def net_kgco2e(self) -> float | None:
-        c = self.compute_kgco2e
-        return None if c is None else self.avoided.avoided_kgco2e - c
+        s = self.net_kgco2e_span
+        return None if s is None else s.central
+
+    @property
+    def net_kwh_span(self) -> Span | None:
+        """Only for energy saved: shifted energy never enters a kWh net."""
+        c = self.compute_kwh_span
+        if c is None or self.avoided.energy_effect != "saved":
+            return None
+        return self.avoided.kwh_span - c
 
     @property
     def net_kwh(self) -> float | None:
-        c = self.compute_kwh
-        return None if c is None else self.avoided.avoided_kwh - c
+        s = self.net_kwh_span
+        return None if s is None else s.central
 
     @property
     def ratio(self) -> float | None:
         c = self.compute_kgco2e
         return None if c is None or c <= 0 else self.avoided.avoided_kgco2e / c
 
+    def _one_off_and_running(self) -> tuple[Span, Span] | None:
+        one_off = _total([self.selection.one_off_span, self.train.one_off_span])
+        running = _total([self.ingest.kgco2e_span, self.predict.kgco2e_span,
+                          self.accounting.kgco2e_span])
+        return None if one_off is None or running is None else (one_off, running)
+
     @property
     def payback_hours(self) -> float | None:
-        one_off = self.train.one_off_kgco2e
-        if one_off is None or self.ingest.kgco2e is None or self.predict.kgco2e is None:
+        parts = self._one_off_and_running()
+        if parts is None:
             return None
-        h = self.period_h
-        rate = (self.avoided.avoided_kgco2e - self.ingest.kgco2e - self.predict.kgco2e) / h
-        return one_off / rate if rate > 0 else None
+        one_off, running = parts
+        return _payback(one_off.central, self.avoided.avoided_kgco2e, running.central,
+                        self.period_h)
+
+    @property
+    def payback_hours_range(self) -> list[float | None] | None:
+        """[shortest, longest]: shortest with the most avoided and the least compute; the
+        longest is None when the service never pays back at the low end of the ranges."""
+        parts = self._one_off_and_running()
+        if parts is None:
+            return None
+        one_off, running = parts
+        av = self.avoided.kgco2e_span
+        return [_payback(one_off.low, av.high, running.low, self.period_h),
+                _payback(one_off.high, av.low, running.high, self.period_h)]
 
     @property
     def breakeven_value(self) -> float | None:
@@ -158,20 +267,39 @@ class Balance:
             return None
         return c / per_unit
 
+    def breakeven_range(self) -> list[float | None] | None:
+        c, pu = self.compute_kgco2e_span, self.avoided.per_unit_key_span
+        if c is None or pu.high <= 0:
+            return None
+        return [c.low / pu.high, c.high / pu.low if pu.low > 0 else None]
+
     def unmeasured_runs(self) -> int:
         return sum(c.n_unmeasured for c in self.parts)
 
     def breakeven(self) -> dict[str, Any]:
+        value = self.breakeven_value
         out: dict[str, Any] = {"parameter": self.key_name, "value_used": self.key_value,
-                               "breakeven_value": self.breakeven_value,
+                               "unit": self.key_unit, "breakeven_value": value,
+                               "breakeven_range": self.breakeven_range(),
                                "meaning": "value of the key assumption at which net = 0 "
-                                          "(avoided CO2 = compute CO2)"}
+                                          "(avoided CO2 = compute CO2 over the period)"}
         if self.compute_kgco2e is None:
             out["why_none"] = "compute CO2 unknown: a run was not measured"
         elif self.avoided.kgco2e_per_unit_key <= 0:
-            out["why_none"] = ("the model does not beat the baseline (or the lever avoids no "
-                               "CO2): no value of the key makes the balance positive")
+            out["why_none"] = ("the model does not beat the counterfactual (or the lever "
+                               "avoids no CO2): no value of the key makes the balance positive")
+        out["statement"] = breakeven_statement(self.key_name, self.key_unit, value,
+                                               self.key_value, out.get("why_none"))
         return out
+
+    def ranges(self) -> dict[str, Any]:
+        return {"avoided_kwh_range": self.avoided.kwh_span.pair(),
+                "avoided_kgco2e_range": self.avoided.kgco2e_span.pair(),
+                "compute_kwh_range": pair(self.compute_kwh_span),
+                "compute_kgco2e_range": pair(self.compute_kgco2e_span),
+                "net_kgco2e_range": pair(self.net_kgco2e_span),
+                "net_kwh_range": pair(self.net_kwh_span),
+                "payback_hours_range": self.payback_hours_range}
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -191,10 +319,24 @@ class Balance:
             **self.assumptions,
             "period_h": self.period_h,
             "error_reduction": self.avoided.error_reduction,
+            "energy_effect": self.avoided.energy_effect,
             "net_kwh": self.net_kwh,
+            "ranges": self.ranges(),
+            "avoided_kgco2e_span": as_dict(self.avoided.kgco2e_span),
             "unmeasured_runs": self.unmeasured_runs(),
             "components": {c.name: c.as_dict() for c in self.parts},
         }
+
+
+def breakeven_statement(key: str, unit: str, value: float | None, used: float,
+                        why_none: str | None) -> str:
+    """The break-even in words, for the report's verdict."""
+    if value is None:
+        return f"no break-even value: {why_none}"
+    if unit == "1":
+        return (f"this service pays back if at least {value:.2%} of the forecast error is "
+                f"acted on ({key}; assumed {used:.0%})")
+    return f"this service pays back if {key} is at least {value:.3g} {unit} (assumed {used:g})"
 
 
 _UPSERT = """
@@ -220,79 +362,3 @@ def upsert_balance(conn: psycopg.Connection, balance: Balance) -> None:
     conn.execute(_UPSERT, balance.as_row())
     if not conn.autocommit:
         conn.commit()
-
-
-# --- gathering the compute runs of a balance -------------------------------------------------
-
-def _runs(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[RunRow]:
-    return [RunRow(*row) for row in conn.execute(sql, params).fetchall()]
-
-
-def kind_share_of_rows(conn: psycopg.Connection, kind: str, start: datetime,
-                       end: datetime) -> tuple[float, str]:
-    """The kind's share of readings ingested in the period (else of all readings held)."""
-    row = conn.execute(
-        """SELECT count(*) FILTER (WHERE s.kind = %(kind)s), count(*)
-           FROM readings r JOIN sensors s USING (sensor_id)
-           WHERE r.ingested_at >= %(start)s AND r.ingested_at < %(end)s""",
-        {"kind": kind, "start": start, "end": end}).fetchone()
-    if row and row[1]:
-        return row[0] / row[1], "share of readings ingested in the period"
-    row = conn.execute(
-        """SELECT count(*) FILTER (WHERE s.kind = %(kind)s), count(*)
-           FROM readings r JOIN sensors s USING (sensor_id)""", {"kind": kind}).fetchone()
-    if row and row[1]:
-        return row[0] / row[1], "share of all readings held (none ingested in the period)"
-    return 0.0, "no readings held"
-
-
-def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start: datetime,
-                      end: datetime, service_life_h: float) -> tuple[Component, Component,
-                                                                     Component]:
-    """Ingest, train (amortised) and predict components for one kind, model and period."""
-    period_h = (end - start).total_seconds() / 3600.0
-    p = {"kind": kind, "model": model_id, "start": start, "end": end,
-         "dev": list(DEV_STAGES), "life": f"{service_life_h} hours"}
-
-    # Training of this model, plus the kind's model selection (backtests) in the service life
-    # before the period ended.
-    dev = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
-        FROM compute_runs
-        WHERE (stage = 'train' AND model_id = %(model)s)
-           OR (stage = ANY(%(dev)s) AND stage <> 'train' AND sensor_kind = %(kind)s
-               AND started_at < %(end)s AND started_at >= %(end)s - %(life)s::interval)""", p)
-    n_train = sum(1 for r in dev if r.stage == "train")
-    factor = period_h / service_life_h
-    train = component("train", dev, factor,
-                      note=f"{n_train} training run(s) of the model and {len(dev) - n_train} "
-                           f"backtest run(s) of the kind, x {factor:.4g} = period "
-                           f"{period_h:.4g} h / service life {service_life_h:.4g} h")
-    if n_train == 0:
-        # No record of the training: unknown, not free.
-        train.kwh = train.kgco2e = train.one_off_kgco2e = train.kgco2e_annual_constant = None
-        train.n_unmeasured += 1
-        train.note = "no training run recorded for this model: training energy unknown; " + \
-            train.note
-
-    pred = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
-        FROM compute_runs
-        WHERE stage = 'predict' AND started_at >= %(start)s AND started_at < %(end)s
-          AND (model_id = %(model)s OR (model_id IS NULL AND sensor_kind = %(kind)s))""", p)
-    predict = component("predict", pred,
-                        note=f"{len(pred)} predict run(s) of the model started in the period")
-
-    share, share_how = kind_share_of_rows(conn, kind, start, end)
-    own_rows = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
-        FROM compute_runs
-        WHERE stage = 'ingest' AND started_at >= %(start)s AND started_at < %(end)s
-          AND sensor_kind = %(kind)s""", p)
-    shared_rows = _runs(conn, """SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg
-        FROM compute_runs
-        WHERE stage = 'ingest' AND started_at >= %(start)s AND started_at < %(end)s
-          AND sensor_kind IS NULL""", p)
-    for r in shared_rows:
-        r.weight = share
-    ingest = component("ingest", own_rows + shared_rows,
-                       note=f"{len(own_rows)} ingest run(s) for this kind counted fully, "
-                            f"{len(shared_rows)} shared run(s) x {share:.4g} ({share_how})")
-    return ingest, train, predict

@@ -18,11 +18,12 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ecodemo.energy.ranges import Span, product
 from ecodemo.errors import ConfigError
 from ecodemo.units import KINDS, UNITS
 
@@ -30,7 +31,7 @@ DEFAULTS_FILE = "benefit_defaults.yaml"
 
 
 class Parameter(BaseModel):
-    """One number of the model, with its provenance."""
+    """One number of the model, with its provenance and, for an assumption, its range."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,14 +40,66 @@ class Parameter(BaseModel):
     assumption: bool = True
     source: str = Field(min_length=1)
     sign: int = Field(default=1, description="Emission terms only: +1 adds, -1 subtracts.")
+    low: float | None = None
+    high: float | None = None
+    range_source: str | None = None
 
     @model_validator(mode="after")
     def _finite(self) -> Parameter:
-        if not math.isfinite(self.value):
-            raise ValueError("value must be finite")
+        for name in ("value", "low", "high"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{name} must be finite")
         if self.sign not in (1, -1):
             raise ValueError("sign must be 1 or -1")
+        if self.assumption and (self.low is None or self.high is None
+                                or not (self.range_source or "").strip()):
+            raise ValueError("an assumption needs low, high and range_source (where its "
+                             "range comes from)")
+        lo, hi = self.bounds()
+        if not lo <= self.value <= hi:
+            raise ValueError(f"value {self.value:g} is outside its range [{lo:g}, {hi:g}]: "
+                             f"give low and high with the value")
         return self
+
+    def bounds(self) -> tuple[float, float]:
+        """(low, high); a unit conversion is exact (both ends are the value)."""
+        lo = self.value if self.low is None else self.low
+        hi = self.value if self.high is None else self.high
+        return lo, hi
+
+    def span(self) -> Span:
+        lo, hi = self.bounds()
+        return Span(lo, self.value, hi)
+
+
+class Counterfactual(BaseModel):
+    """The forecast a balance is compared with: a ladder rung, or a series in the store.
+
+    ``rung: best_no_ai`` (the default) is the no-AI rung with the lowest nMAE in the kind's
+    latest backtest. ``series`` maps each sensor to a sensor holding the operator's own
+    forecast of it (for the grid, the TSO's day-ahead forecast), read over the same period.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rung: str | None = None
+    series: dict[str, str] | None = None
+    why: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> Counterfactual:
+        if (self.rung is None) == (self.series is None):
+            raise ValueError("give exactly one of rung (a ladder rung name or best_no_ai) "
+                             "and series (sensor_id: forecast sensor_id)")
+        return self
+
+    @property
+    def name(self) -> str:
+        if self.rung is not None:
+            return self.rung
+        return "series: " + ", ".join(f"{k} <- {v}" for k, v in sorted((self.series or {})
+                                                                        .items()))
 
 
 class KindModel(BaseModel):
@@ -57,8 +110,10 @@ class KindModel(BaseModel):
     error_unit: str
     lever: str
     key: str
+    energy_effect: Literal["saved", "shifted"]
     energy_factors: dict[str, Parameter]
     emission_terms: dict[str, Parameter]
+    counterfactual: Counterfactual | None = None
 
     @model_validator(mode="after")
     def _check(self) -> KindModel:
@@ -78,13 +133,41 @@ class KindModel(BaseModel):
         """gCO2e avoided per avoided kWh (signed sum of the emission terms)."""
         return sum(p.sign * p.value for p in self.emission_terms.values())
 
+    def factors_span(self, without: str | None = None) -> Span:
+        return product([p.span() for n, p in self.energy_factors.items() if n != without])
+
+    def net_g_per_kwh_span(self) -> Span:
+        out = Span.point(0.0)
+        for p in self.emission_terms.values():
+            out = out + p.span() if p.sign > 0 else out - p.span()
+        return out
+
+
+class MeasurementBand(BaseModel):
+    """Relative width (+/-) of a measured energy, by how it was measured, with its source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    relative: float = Field(ge=0, lt=1)
+    source: str = Field(min_length=1)
+
 
 class Accounting(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     baseline_model: str = "seasonal_naive"
+    counterfactual: Counterfactual
+    secondary_counterfactuals: list[str] = Field(default_factory=list)
     default_period_days: float = Field(default=7, gt=0)
     training_service_life_h: Parameter
+    measurement_bands: dict[Literal["hardware_counters", "estimated"], MeasurementBand]
+
+    def band(self, method: str | None) -> tuple[float, str]:
+        """(relative width, why) of an energy measured by ``method`` (a compute_runs text)."""
+        key: Literal["hardware_counters", "estimated"] = (
+            "hardware_counters" if method and method.startswith("measured") else "estimated")
+        b = self.measurement_bands[key]
+        return b.relative, f"{key}: +/-{b.relative:.0%} ({' '.join(b.source.split())})"
 
 
 class BenefitModel(BaseModel):
@@ -110,6 +193,10 @@ class BenefitModel(BaseModel):
         except KeyError:
             raise ConfigError(f"the benefit model has no entry for kind '{kind}'") from None
 
+    def counterfactual(self, kind: str) -> Counterfactual:
+        """The kind's declared counterfactual, else the accounting default."""
+        return self.kind(kind).counterfactual or self.accounting.counterfactual
+
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Mappings merged key by key, anything else replaced. Kept by hand (six lines) rather than
@@ -117,7 +204,9 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     configuration is as long as this function."""
     out = dict(base)
     for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        # A declared counterfactual replaces the default whole (rung and series exclude each
+        # other); every other mapping is merged key by key.
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "counterfactual":
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = v
@@ -159,23 +248,30 @@ def load_benefit_model(path: Path | None = None) -> BenefitModel:
 
 @dataclass(frozen=True)
 class Avoided:
-    """Avoided energy (kWh) and CO2 (kgCO2e) over a period, and per unit of the key factor."""
+    """Avoided energy (kWh) and CO2 (kgCO2e) over a period, and per unit of the key factor,
+    each with its range from the assumptions' ranges (the error reduction is a point)."""
 
     error_reduction: float          # in the kind's error_unit (sum over sensors)
     period_h: float
     avoided_kwh: float
     avoided_kgco2e: float
     kgco2e_per_unit_key: float      # avoided_kgco2e if the key factor were 1 (break-even helper)
+    kwh_span: Span
+    kgco2e_span: Span
+    per_unit_key_span: Span
+    energy_effect: str = "saved"
 
 
 def avoided(model: KindModel, error_reduction: float, period_h: float) -> Avoided:
     """Apply the kind's model to an error reduction held over ``period_h`` hours."""
-    kwh = error_reduction * period_h * model.kwh_per_error_unit_hour()
-    kg = kwh * model.net_g_per_kwh() / 1000.0
-    others = math.prod(p.value for n, p in model.energy_factors.items() if n != model.key)
-    per_key = error_reduction * period_h * others * model.net_g_per_kwh() / 1000.0
-    return Avoided(error_reduction=error_reduction, period_h=period_h, avoided_kwh=kwh,
-                   avoided_kgco2e=kg, kgco2e_per_unit_key=per_key)
+    held = Span.point(error_reduction * period_h)
+    kwh = held * model.factors_span()
+    kg = held * model.factors_span() * model.net_g_per_kwh_span() * 0.001
+    per_key = held * model.factors_span(without=model.key) * model.net_g_per_kwh_span() * 0.001
+    return Avoided(error_reduction=error_reduction, period_h=period_h, avoided_kwh=kwh.central,
+                   avoided_kgco2e=kg.central, kgco2e_per_unit_key=per_key.central,
+                   kwh_span=kwh, kgco2e_span=kg, per_unit_key_span=per_key,
+                   energy_effect=model.energy_effect)
 
 
 def assumptions_of(model: KindModel) -> dict[str, Any]:
@@ -184,7 +280,10 @@ def assumptions_of(model: KindModel) -> dict[str, Any]:
         out = {}
         for name, p in params.items():
             d: dict[str, Any] = {"value": p.value, "unit": p.unit, "assumption": p.assumption,
-                                 "source": " ".join(p.source.split())}
+                                 "source": " ".join(p.source.split()),
+                                 "range": list(p.bounds())}
+            if p.range_source:
+                d["range_source"] = " ".join(p.range_source.split())
             if signed:
                 d["sign"] = p.sign
             out[name] = d
@@ -194,8 +293,10 @@ def assumptions_of(model: KindModel) -> dict[str, Any]:
         "error_unit": model.error_unit,
         "lever": " ".join(model.lever.split()),
         "key": model.key,
+        "energy_effect": model.energy_effect,
         "energy_factors": dump(model.energy_factors, False),
         "emission_terms": dump(model.emission_terms, True),
         "kwh_per_error_unit_hour": model.kwh_per_error_unit_hour(),
         "net_g_per_kwh": model.net_g_per_kwh(),
+        "net_g_per_kwh_range": model.net_g_per_kwh_span().pair(),
     }

@@ -44,7 +44,7 @@ class Reduction:
         return dict(self.__dict__)
 
 
-def _convert(value: float, unit: str, error_unit: str) -> float | None:
+def convert(value: float, unit: str, error_unit: str) -> float | None:
     try:
         return value * factor(unit, error_unit)
     except (InputError, KeyError):
@@ -61,7 +61,7 @@ def live_reduction(frame: pd.DataFrame, kind: str, model_id: str,
     sub = frame[(frame["model_id"] == model_id) & (frame["kind"] == kind)]
     red.evaluation_period = (sub["ts"].min().isoformat(), sub["ts"].max().isoformat())
     for e in errors:
-        delta = _convert(e.mae_baseline - e.mae_model, e.unit, error_unit)
+        delta = convert(e.mae_baseline - e.mae_model, e.unit, error_unit)
         if delta is None:
             red.notes.append(f"sensor {e.sensor_id} left out: unit {e.unit} is not convertible "
                              f"to {error_unit}")
@@ -120,7 +120,7 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
         # Only the kind's aggregate is known: count it once per sensor in the error unit.
         sensors = conn.execute("SELECT sensor_id, unit FROM sensors WHERE kind = %s",
                                (kind,)).fetchall()
-        convertible = [(s, u) for s, u in sensors if _convert(1.0, u, error_unit) is not None]
+        convertible = [(s, u) for s, u in sensors if convert(1.0, u, error_unit) is not None]
         mean_delta = sum(by_sensor[ALL_SENSORS]) / len(by_sensor[ALL_SENSORS])
         units_set = {u for _s, u in convertible}
         if len(units_set) != 1:
@@ -128,7 +128,7 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
                              "have no single convertible unit: no reduction")
             return None
         unit = units_set.pop()
-        delta = _convert(mean_delta, unit, error_unit) or 0.0
+        delta = convert(mean_delta, unit, error_unit) or 0.0
         red.error_reduction = delta * len(convertible)
         red.sensors.append({"sensor_id": ALL_SENSORS, "unit": unit, "sensors": len(convertible),
                             "reduction_per_sensor": delta, "reduction": red.error_reduction})
@@ -137,7 +137,7 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
     else:
         for sensor, deltas in sorted(by_sensor.items()):
             unit = units.get(sensor)
-            d = _convert(sum(deltas) / len(deltas), unit, error_unit) if unit else None
+            d = convert(sum(deltas) / len(deltas), unit, error_unit) if unit else None
             if d is None:
                 red.notes.append(f"sensor {sensor} left out: unit {unit} is not convertible to "
                                  f"{error_unit}")

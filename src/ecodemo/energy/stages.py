@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ecodemo.config import Settings
-from ecodemo.energy import accuracy, balance, benefit, improvement
+from ecodemo.energy import accuracy, balance, benefit, counterfactual, gather, improvement
 from ecodemo.energy.grid import recompute_grid_emissions
 from ecodemo.errors import InputError
 from ecodemo.metering import track_run
@@ -91,7 +91,9 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
     out: list[dict[str, Any]] = []
     skipped: list[str] = []
     base = model.accounting.baseline_model
-    life_h = model.accounting.training_service_life_h.value
+    life = model.accounting.training_service_life_h
+    kinds = [k for k in _kinds(conn) if k in model.kinds]
+    period_h = (end - start).total_seconds() / 3600.0
     for kind in _kinds(conn):
         if kind not in model.kinds:
             skipped.append(f"{kind}: no entry in the benefit model")
@@ -103,53 +105,90 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                            f"backtest)")
             continue
         for model_id, why in candidates:
-            red = (improvement.live_reduction(frame, kind, model_id, km.error_unit)
-                   if not frame.empty else None)
+            cf = counterfactual.resolve(conn, model, kind, model_id, frame)
+            red = cf.reduction
             if red is None:
-                red = improvement.backtest_reduction(conn, kind, model_id, km.error_unit, base)
-            if red is None:
-                skipped.append(f"{kind}/{model_id}: no accuracy against '{base}' (live or "
-                               f"backtest)")
+                skipped.append(f"{kind}/{model_id}: no accuracy against '{cf.name}' or "
+                               f"'{base}' (live or backtest)")
                 continue
-            ingest, train, predict = balance.gather_components(conn, kind, model_id, start, end,
-                                                               life_h)
-            period_h = (end - start).total_seconds() / 3600.0
+            parts = gather.gather_components(conn, kind, model_id, start, end, life,
+                                             n_kinds=len(kinds),
+                                             band=lambda m: model.accounting.band(m)[0])
             av = benefit.avoided(km, red.error_reduction, period_h)
             b = balance.Balance(
-                kind=kind, model_id=model_id, period_start=start, period_end=end,
-                ingest=ingest, train=train, predict=predict, avoided=av, key_name=km.key,
-                key_value=km.energy_factors[km.key].value,
-                method=_method(red, ingest, train, predict),
+                kind=kind, model_id=model_id, period_start=start, period_end=end, **parts,
+                avoided=av, key_name=km.key, key_value=km.energy_factors[km.key].value,
+                key_unit=km.energy_factors[km.key].unit,
+                method=_method(red, cf, *parts.values()),
                 assumptions={
                     "benefit_model": model.origin,
                     "model_selected_because": why,
-                    "training_service_life_h": life_h,
-                    "training_service_life_source": " ".join(
-                        model.accounting.training_service_life_h.source.split()),
+                    "counterfactual": cf.as_dict(),
+                    "secondary_counterfactuals": counterfactual.secondary(
+                        conn, model, kind, model_id, frame, period_h, cf.name),
+                    "period": _period_statement(start, end, red),
+                    "training_service_life_h": life.value,
+                    "training_service_life_range_h": list(life.bounds()),
+                    "training_service_life_source": " ".join(life.source.split()),
+                    "measurement_bands": {k: {"relative": v.relative,
+                                              "source": " ".join(v.source.split())}
+                                          for k, v in model.accounting.measurement_bands.items()},
                     "baseline_model": base,
                     "error_reduction_source": red.as_dict(),
                     "kind_model": benefit.assumptions_of(km),
                     "co2_of_compute": "per run: grid_emissions_kg (éCO2mix intensity at run "
                                       "time) where collected, else emissions_kg (CodeCarbon "
                                       "annual country average)",
-                    "excluded": "evaluate/report/publish runs (accounting overhead) are not "
-                                "attributed to a kind",
+                    "not_propagated": "the error reduction is a point (measured on the "
+                                      "backtest or live forecasts; its sampling error is not "
+                                      "propagated), and so is the carbon intensity of compute",
                 })
             b.assumptions["machine_learning_increment"] = improvement.machine_learning_increment(
-                conn, kind, model_id, km, av, base, b.compute_kgco2e)
+                conn, kind, model_id, km, benefit.avoided(km, _vs_baseline(
+                    conn, kind, model_id, km, frame, base, red), period_h), base,
+                b.compute_kgco2e)
             balance.upsert_balance(conn, b)
             out.append(summary_of(b))
     return out, skipped
 
 
-def _method(red: improvement.Reduction, *parts: balance.Component) -> str:
+def _vs_baseline(conn: Any, kind: str, model_id: str, km: benefit.KindModel, frame: Any,
+                 base: str, headline: improvement.Reduction) -> float:
+    """Error reduction against the accounting baseline (what the ML increment is a share of)."""
+    if not frame.empty:
+        live = improvement.live_reduction(frame, kind, model_id, km.error_unit)
+        if live is not None:
+            return live.error_reduction
+    red = improvement.backtest_reduction(conn, kind, model_id, km.error_unit, base)
+    return red.error_reduction if red is not None else headline.error_reduction
+
+
+def _period_statement(start: datetime, end: datetime,
+                      red: improvement.Reduction) -> dict[str, Any]:
+    """Benefit and cost over the same stated period, and where the accuracy was measured."""
+    hours = (end - start).total_seconds() / 3600.0
+    measured = red.evaluation_period
+    return {"accounting_period": [start.isoformat(), end.isoformat()], "hours": hours,
+            "accuracy_measured_on": list(measured) if measured else None,
+            "statement": (
+                f"benefit and cost over the same {hours:g} h: the error reduction measured on "
+                f"{measured[0][:10] + ' to ' + measured[1][:10] if measured else 'the data'} "
+                f"({red.source}) is assumed to hold over the accounting period; compute is "
+                f"the runs made in it (selection and training amortised over the service "
+                f"life)")}
+
+
+def _method(red: improvement.Reduction, cf: counterfactual.Resolved,
+            *parts: balance.Component) -> str:
     unmeasured = sum(p.n_unmeasured for p in parts)
     grid = sum(p.n_grid_intensity for p in parts)
     runs = sum(p.n_runs for p in parts)
-    text = (f"error reduction from {red.source} accuracy vs the no-AI baseline "
-            f"({'; '.join(red.notes)}); compute from {runs} CodeCarbon-measured run(s), "
-            f"{grid} with éCO2mix grid intensity at run time, the others with CodeCarbon's "
-            f"annual constant; training amortised over its service life")
+    text = (f"error reduction from {red.source} accuracy against the counterfactual "
+            f"'{cf.name}' ({'; '.join(red.notes)}); compute from {runs} CodeCarbon-measured "
+            f"run(s) (collection, the whole model selection, training of the version in "
+            f"service, inference, evaluation), {grid} with éCO2mix grid intensity at run "
+            f"time, the others with CodeCarbon's annual constant; selection and training "
+            f"amortised over the service life; every figure with its [low, high] range")
     if unmeasured:
         text = (f"INCOMPLETE: {unmeasured} run(s) not measured or not recorded, so compute and "
                 f"net figures are NULL (never counted as 0). ") + text
@@ -157,13 +196,18 @@ def _method(red: improvement.Reduction, *parts: balance.Component) -> str:
 
 
 def summary_of(b: balance.Balance) -> dict[str, Any]:
+    a = b.full_assumptions()
     return {
         "kind": b.kind, "model_id": b.model_id,
         "period": [b.period_start.isoformat(), b.period_end.isoformat()],
+        "counterfactual": a.get("counterfactual"),
+        "energy_effect": b.avoided.energy_effect,
         "compute_kwh": b.compute_kwh, "compute_kgco2e": b.compute_kgco2e,
+        "selection_kwh": b.selection.kwh,
         "avoided_kwh": b.avoided.avoided_kwh, "avoided_kgco2e": b.avoided.avoided_kgco2e,
-        "net_kgco2e": b.net_kgco2e, "benefit_cost_ratio": b.ratio,
-        "payback_hours": b.payback_hours, "breakeven": b.breakeven(),
+        "net_kgco2e": b.net_kgco2e, "net_kwh": b.net_kwh, "benefit_cost_ratio": b.ratio,
+        "payback_hours": b.payback_hours, **a["ranges"], "breakeven": b.breakeven(),
+        "secondary_counterfactuals": a.get("secondary_counterfactuals"),
         "unmeasured_runs": b.unmeasured_runs(), "method": b.method,
-        "machine_learning_increment": b.assumptions.get("machine_learning_increment"),
+        "machine_learning_increment": a.get("machine_learning_increment"),
     }

@@ -1,0 +1,147 @@
+"""The compute runs of a balance, from ``compute_runs``: the whole life of the service.
+
+Which runs make each component (see :mod:`ecodemo.energy.balance` for the arithmetic):
+
+- selection: the kind's latest model-ladder choice before the period ended, and every run of
+  it (each rung's training and backtest inference, the scoring): the runs of the kind started
+  after the previous choice and up to this one, with stage 'backtest' or the purpose
+  'ladder backtest';
+- train: the training of the version in service (the kind's promoted version of the model's
+  rung, else the model itself), not the ladder's fit (which is in the selection);
+- predict: the service's inference runs started in the period (any version of the rung);
+- ingest: collection runs in the period; a run for all kinds counts by the kind's share of rows;
+- accounting: evaluate / report / publish runs in the period, split evenly between the kinds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql as pgsql
+
+from ecodemo.energy.balance import Band, Component, RunRow, component
+from ecodemo.energy.benefit import Parameter
+from ecodemo.energy.ranges import Span
+
+LADDER = "ladder backtest"      # details->>'purpose' of the ladder's train and predict runs
+ACCOUNTING_STAGES = ("evaluate", "report", "publish")
+_SELECT = ("SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg, measurement_method "
+           "FROM compute_runs c WHERE ")
+
+
+def _runs(conn: psycopg.Connection, where: LiteralString,
+          params: dict[str, Any]) -> list[RunRow]:
+    query = pgsql.SQL(_SELECT) + pgsql.SQL(where)   # both constants of this module
+    return [RunRow(*row) for row in conn.execute(query, params).fetchall()]
+
+
+def kind_share_of_rows(conn: psycopg.Connection, kind: str, start: datetime,
+                       end: datetime) -> tuple[float, str]:
+    """The kind's share of readings ingested in the period (else of all readings held)."""
+    row = conn.execute(
+        """SELECT count(*) FILTER (WHERE s.kind = %(kind)s), count(*)
+           FROM readings r JOIN sensors s USING (sensor_id)
+           WHERE r.ingested_at >= %(start)s AND r.ingested_at < %(end)s""",
+        {"kind": kind, "start": start, "end": end}).fetchone()
+    if row and row[1]:
+        return row[0] / row[1], "share of readings ingested in the period"
+    row = conn.execute(
+        """SELECT count(*) FILTER (WHERE s.kind = %(kind)s), count(*)
+           FROM readings r JOIN sensors s USING (sensor_id)""", {"kind": kind}).fetchone()
+    if row and row[1]:
+        return row[0] / row[1], "share of all readings held (none ingested in the period)"
+    return 0.0, "no readings held"
+
+
+def service_model(conn: psycopg.Connection, kind: str, model_id: str) -> str:
+    """The version in service: the kind's promoted version of the model's rung, else itself."""
+    row = conn.execute(
+        """SELECT p.model_id FROM models m JOIN models p ON p.kind = m.kind AND p.name = m.name
+           WHERE m.model_id = %s AND p.kind = %s AND p.status = 'promoted'
+           ORDER BY p.version DESC LIMIT 1""", (model_id, kind)).fetchone()
+    return str(row[0]) if row else model_id
+
+
+_SELECTION = """
+WITH choice AS (
+    SELECT decided_at, lag(decided_at) OVER (ORDER BY decided_at) AS prev
+    FROM model_choices WHERE kind = %(kind)s AND decided_at < %(end)s
+    ORDER BY decided_at DESC LIMIT 1)
+SELECT c.stage, c.energy_kwh, c.emissions_kg, c.grid_emissions_kg, c.measurement_method
+FROM compute_runs c, choice
+WHERE c.sensor_kind = %(kind)s AND c.started_at <= choice.decided_at
+  AND (choice.prev IS NULL OR c.started_at > choice.prev)
+  AND (c.stage = 'backtest'
+       OR (c.stage IN ('train', 'predict') AND c.details->>'purpose' = %(ladder)s))
+"""
+
+
+def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start: datetime,
+                      end: datetime, service_life_h: Parameter | float, *, n_kinds: int = 1,
+                      band: Band | None = None) -> dict[str, Component]:
+    """The five components of one kind's balance for ``model_id`` over ``[start, end)``."""
+    period_h = (end - start).total_seconds() / 3600.0
+    life = (service_life_h.span() if isinstance(service_life_h, Parameter)
+            else Span.point(float(service_life_h)))
+    # amortised over the service life: the shortest life gives the highest share
+    factor = Span(period_h / life.high, period_h / life.central, period_h / life.low)
+    amortised = (f"x {factor.central:.4g} = period {period_h:.4g} h / service life "
+                 f"{life.central:.4g} h (range {life.low:.4g}-{life.high:.4g} h)")
+    service = service_model(conn, kind, model_id)
+    p = {"kind": kind, "model": model_id, "service": service, "start": start, "end": end,
+         "ladder": LADDER, "stages": list(ACCOUNTING_STAGES)}
+
+    sel_rows = [RunRow(*r) for r in conn.execute(_SELECTION, p).fetchall()]
+    selection = component(
+        "selection", sel_rows, factor, band=band,
+        note=f"{len(sel_rows)} run(s) of the kind's latest model-ladder choice (every rung "
+             f"trained and backtested, the rungs not chosen included) {amortised}"
+             if sel_rows else "no model-ladder choice recorded for the kind: nothing was "
+                              "compared, so there is no selection cost")
+
+    train_rows = _runs(conn, """c.stage = 'train' AND c.model_id = %(service)s
+        AND coalesce(c.details->>'purpose', '') <> %(ladder)s""", p)
+    train = component("train", train_rows, factor, band=band,
+                      note=f"{len(train_rows)} training run(s) of {service}, the version in "
+                           f"service, {amortised}")
+    if not train_rows:
+        fitted_in_ladder = conn.execute(
+            "SELECT 1 FROM compute_runs WHERE stage = 'train' AND model_id = %s LIMIT 1",
+            (service,)).fetchone()
+        if fitted_in_ladder and sel_rows:
+            train.note = (f"{service} was fitted by the model ladder: its training is counted "
+                          f"in the selection")
+        else:
+            train.unknown(f"no training run recorded for {service}: training energy unknown")
+
+    pred = _runs(conn, """c.stage = 'predict' AND c.started_at >= %(start)s
+        AND c.started_at < %(end)s AND coalesce(c.details->>'purpose', '') <> %(ladder)s
+        AND (c.model_id = %(model)s OR c.model_id IN (
+             SELECT v.model_id FROM models m JOIN models v ON v.kind = m.kind
+                    AND v.name = m.name WHERE m.model_id = %(model)s))""", p)
+    predict = component("predict", pred, band=band,
+                        note=f"{len(pred)} inference run(s) of the service (any version of "
+                             f"the rung) started in the period; ladder backtests excluded")
+
+    share, share_how = kind_share_of_rows(conn, kind, start, end)
+    own = _runs(conn, """c.stage = 'ingest' AND c.started_at >= %(start)s
+        AND c.started_at < %(end)s AND c.sensor_kind = %(kind)s""", p)
+    shared = _runs(conn, """c.stage = 'ingest' AND c.started_at >= %(start)s
+        AND c.started_at < %(end)s AND c.sensor_kind IS NULL""", p)
+    for r in shared:
+        r.weight = share
+    ingest = component("ingest", own + shared, band=band,
+                       note=f"{len(own)} collection run(s) for this kind counted fully, "
+                            f"{len(shared)} shared run(s) x {share:.4g} ({share_how})")
+
+    acc = _runs(conn, """c.stage = ANY(%(stages)s) AND c.started_at >= %(start)s
+        AND c.started_at < %(end)s""", p)
+    for r in acc:
+        r.weight = 1.0 / max(n_kinds, 1)
+    accounting = component("accounting", acc, band=band,
+                           note=f"{len(acc)} evaluation/reporting run(s) in the period, split "
+                                f"evenly between {n_kinds} kind(s); shown apart, counted")
+    return {"ingest": ingest, "selection": selection, "train": train, "predict": predict,
+            "accounting": accounting}
