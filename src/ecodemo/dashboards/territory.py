@@ -21,7 +21,7 @@ from ecodemo.dashboards.common import (
 )
 from ecodemo.dashboards.labels import Lang, labels
 from ecodemo.dashboards.sql import PG, Sql
-from ecodemo.units import UNITS
+from ecodemo.units import NOT_ADDITIVE
 
 UID = "ecodemo-territory"
 RENEWABLE = "('solar', 'wind')"
@@ -78,7 +78,7 @@ def history_sql(kinds: str, t: dict[str, str], lang: Lang,
     bucket, then combined per (bucket, line), and the text labels are joined back last, so no
     text travels with each reading.
     """
-    not_additive = ", ".join(f"'{u}'" for u, (dim, _f) in UNITS.items() if dim == "ratio_pct")
+    not_additive = ", ".join(f"'{u}'" for u in NOT_ADDITIVE)
     return f"""
     WITH s0 AS (
         SELECT se.sensor_id, se.kind, se.unit, s.name || ' (' || se.unit || ')' AS site_metric

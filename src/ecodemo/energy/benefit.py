@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ecodemo.energy.ranges import Span, product
 from ecodemo.errors import ConfigError
-from ecodemo.units import KINDS, UNITS
+from ecodemo.units import KINDS, problem
 
 DEFAULTS_FILE = "benefit_defaults.yaml"
 
@@ -117,8 +117,8 @@ class KindModel(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> KindModel:
-        if self.error_unit not in UNITS:
-            raise ValueError(f"unknown error_unit '{self.error_unit}'")
+        if problem(self.error_unit) is not None:
+            raise ValueError(f"error_unit: {problem(self.error_unit)}")
         if self.key not in self.energy_factors:
             raise ValueError(f"key '{self.key}' must name one of the energy_factors")
         if not self.emission_terms:

@@ -25,7 +25,7 @@ from ecodemo.errors import ConfigError
 from ecodemo.sensors.params import CONNECTORS, PARAM_MODELS
 from ecodemo.snapshot import sensors_dir
 from ecodemo.store.sites import Site, register_sites
-from ecodemo.units import KINDS, UNITS, quantity_for
+from ecodemo.units import KINDS, canonical, problem, quantity_for
 
 CATALOGUE_FILE = "catalogue.yaml"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
@@ -74,9 +74,10 @@ class SensorSpec(_Model):
     @field_validator("unit")
     @classmethod
     def _unit(cls, v: str) -> str:
-        if v not in UNITS:
-            raise ValueError(f"unknown unit '{v}' (known: {', '.join(UNITS)})")
-        return v
+        why = problem(v)
+        if why is not None:
+            raise ValueError(why)
+        return canonical(v)
 
     @field_validator("resolution")
     @classmethod

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ecodemo import units
 from ecodemo.errors import DatabaseError, InputError
-from ecodemo.units import UNITS
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,7 +69,6 @@ REQUIRED_COLUMNS = ("timestamp", "value", "unit")
 #: Accepted reading times, microseconds since 1970 UTC: [1900-01-01, 2200-01-01).
 TS_MIN_US = -2_208_988_800_000_000
 TS_MAX_US = 7_258_118_400_000_000
-COUNT_MAX = {"count_per_hour": 100_000.0, "count_per_day": 2_000_000.0, "count": 2_000_000.0}
 #: Without a declared capacity, small negative power down to this (in W) is kept and flagged.
 DEFAULT_NEGATIVE_POWER_W = 5e6
 
@@ -153,6 +152,19 @@ class ValidatedBatch:
 def _strings(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     return pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
+
+
+def _sensor_dimension(info: SensorInfo | None) -> str:
+    """The dimension of a sensor's stored unit; "" for none or one no longer parseable."""
+    if info is None or units.problem(info.unit) is not None:
+        return ""
+    return units.dimension(info.unit)
+
+
+def _watts_per_unit(info: SensorInfo | None) -> float:
+    if info is None or _sensor_dimension(info) != "power":
+        return 1.0
+    return units.parse(info.unit).to_base
 
 
 def _parse_values(values: pa.Array) -> np.ndarray:
@@ -329,16 +341,11 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
     pair_why: list[str | None] = []
     for j, p in enumerate(pair_codes.tolist()):
         u, info = uniq_units[p // n_sids], infos[p % n_sids]
-        if info is None:
-            pair_why.append(None)
-        elif u not in UNITS:
-            pair_why.append(f"unknown unit '{u}'" if u else "missing unit")
-        elif UNITS[u][0] != UNITS[info.unit][0]:
-            pair_why.append(
-                f"unit '{u}' cannot be converted to the sensor's unit '{info.unit}'")
-        else:
-            pair_why.append(None)
-            pair_factor[j] = UNITS[u][1] / UNITS[info.unit][1]
+        # units caches the parse per spelling: pint runs once per distinct unit string
+        unit_why = None if info is None else units.conversion_problem(u, info.unit)
+        pair_why.append(unit_why)
+        if info is not None and unit_why is None:
+            pair_factor[j] = units.factor(u, info.unit)
     why.reject_grouped(np.ones(n, bool), pair, pair_why)
     factors = pair_factor[pair]
     values = values * factors
@@ -371,23 +378,25 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
                 why.reject_rows(pos[bad], [str(tz_why[j]) for j in bad])
 
     # plausibility by kind and dimension, with per-sensor limits looked up per row
-    dim_of = [UNITS[i.unit][0] if i is not None else "" for i in infos]
+    dim_of = [_sensor_dimension(i) for i in infos]
     dim = np.array(dim_of, dtype=object)[sid_codes] if n else np.array([], dtype=object)
-    is_count = np.isin(dim, list(COUNT_MAX))
-    count_max = np.array([COUNT_MAX.get(d, np.inf) for d in dim_of])[sid_codes]
+    max_of = [units.count_max(i.unit) if d.startswith("count") and i is not None else None
+              for d, i in zip(dim_of, infos, strict=True)]
+    is_count = np.array([m is not None for m in max_of], dtype=bool)[sid_codes]
+    count_max = np.array([np.inf if m is None else m for m in max_of])[sid_codes]
     why.reject_grouped(is_count & (values < 0), sid_codes,
                        [f"negative count for a {i.kind} sensor" if i is not None else None
                         for i in infos])
     why.reject_grouped(is_count & (values > count_max), sid_codes,
-                       [f"implausible count (> {COUNT_MAX[d]:,.0f})" if d in COUNT_MAX else None
-                        for d in dim_of])
+                       [f"implausible count (> {m:,.0f} {i.unit})" if m is not None and i
+                        else None for m, i in zip(max_of, infos, strict=True)])
     why.reject((dim == "ratio_pct") & ((values < 0) | (values > 100)),
                "percentage outside 0-100")
     is_power = dim == "power"
     if is_power.any():
         caps = [i.capacity if i is not None and i.capacity else np.nan for i in infos]
         cap = np.array(caps)[sid_codes]
-        tol = np.array([0.02 * c if c == c else DEFAULT_NEGATIVE_POWER_W / UNITS[i.unit][1]
+        tol = np.array([0.02 * c if c == c else DEFAULT_NEGATIVE_POWER_W / _watts_per_unit(i)
                         if i is not None else np.inf for c, i in zip(caps, infos, strict=True)]
                        )[sid_codes]
         ok_power = is_power & why.ok

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from ecodemo.errors import InputError
-from ecodemo.units import KINDS, UNITS, quantity_for
+from ecodemo.units import KINDS, canonical, problem, quantity_for
 
 REQUIRED = ("site_id", "name", "kind", "latitude", "longitude", "unit")
 _KNOWN = set(REQUIRED) | {"timezone", "capacity", "resolution", "area", "source", "licence"}
@@ -131,9 +131,10 @@ def _site_of(row: dict[str | None, Any], seen: set[str], src: str, line: int) ->
     if kind not in KINDS:
         raise InputError(f"unknown kind '{kind[:80]}' (expected one of {', '.join(KINDS)})",
                          source=src, line=line, field="kind")
-    unit = cell("unit")
-    if unit not in UNITS:
-        raise InputError(f"unknown unit '{unit[:80]}'", source=src, line=line, field="unit")
+    why = problem(cell("unit"))
+    if why is not None:
+        raise InputError(why, source=src, line=line, field="unit")
+    unit = canonical(cell("unit"))
     lat = _float(cell("latitude"), source=src, line=line, field="latitude")
     lon = _float(cell("longitude"), source=src, line=line, field="longitude")
     if not (-90 <= lat <= 90) or not (-180 <= lon <= 180):
