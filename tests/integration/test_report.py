@@ -68,6 +68,15 @@ def test_report_json_and_csv_carry_methods_and_assumptions(settings, conn,
                and f["kind"] == "wind"][0]
     assert reserve["method"] == "assumption" and "IPCC" in reserve["source"]
     assert "share_of_error_balanced" in text
+    # practices are checked in the store, each with its evidence, not claimed by hand
+    practices = {p["practice"]: p for p in rep["frugal_practices"]}
+    assert all(p["evidence"] and p["applied"] in (True, False, None) for p in practices.values())
+    measured = practices["every run measured"]
+    assert measured["applied"] is False and "1 not measured" in measured["evidence"]
+    assert practices["retention of raw readings"]["applied"] in (True, False)
+    balance_figures = {f["figure"] for f in rep["figures"] if f["section"] == "balance"}
+    assert {"counterfactual", "energy_effect", "selection_kwh",
+            "avoided_kgco2e_range", "net_kgco2e_range", "payback_hours_range"} <= balance_figures
 
     rows = list(csv.DictReader(io.StringIO(to_csv(rep))))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(rep["figures"])

@@ -31,6 +31,13 @@ def _fmt(v: float | None, unit: str, digits: int = 4) -> str:
     return "NULL (not measured)" if v is None else f"{v:.{digits}g} {unit}"
 
 
+def _range(pair: list[float | None] | None) -> str:
+    """'[low-high]' of a figure's range; 'never' for an open end (no payback)."""
+    if not pair:
+        return "[range n/a]"
+    return "[" + " to ".join("never" if v is None else f"{v:.3g}" for v in pair) + "]"
+
+
 def evaluate(
     start: str | None = typer.Option(
         None, "--start", help="Period start, ISO 8601 (Europe/Paris if no offset). Default: "
@@ -54,12 +61,20 @@ def evaluate(
     console.print(f"balance period: {out['balance_period'][0]} -> {out['balance_period'][1]} "
                   f"(benefit model: {out['benefit_model']})")
     for b in out["balances"]:
-        be = b["breakeven"]
+        be, cf = b["breakeven"], b.get("counterfactual") or {}
         console.print(
-            f"  {b['kind']}/{b['model_id']}: compute {_fmt(b['compute_kgco2e'], 'kgCO2e')}, "
-            f"avoided {_fmt(b['avoided_kgco2e'], 'kgCO2e')}, net {_fmt(b['net_kgco2e'], 'kgCO2e')}"
-            f", payback {_fmt(b['payback_hours'], 'h', 3)}; break-even {be['parameter']} = "
-            f"{_fmt(be['breakeven_value'], '', 3)} (used {be['value_used']})")
+            f"  {b['kind']}/{b['model_id']} against {cf.get('name', '?')} "
+            f"({cf.get('declared', '')}; energy {b['energy_effect']}): compute "
+            f"{_fmt(b['compute_kgco2e'], 'kgCO2e')} {_range(b['compute_kgco2e_range'])} "
+            f"(selection {_fmt(b['selection_kwh'], 'kWh')}), avoided "
+            f"{_fmt(b['avoided_kgco2e'], 'kgCO2e')} {_range(b['avoided_kgco2e_range'])}, net "
+            f"{_fmt(b['net_kgco2e'], 'kgCO2e')} {_range(b['net_kgco2e_range'])}, payback "
+            f"{_fmt(b['payback_hours'], 'h', 3)} {_range(b['payback_hours_range'])}")
+        console.print(f"    {be['statement']}")
+        for sec in b.get("secondary_counterfactuals") or []:
+            console.print(f"    against {sec['counterfactual']}: avoided "
+                          f"{_fmt(sec.get('avoided_kgco2e'), 'kgCO2e')} "
+                          f"{_range(sec.get('avoided_kgco2e_range'))}", style="dim")
         console.print(f"    method: {b['method']}", style="dim")
     for s in out["skipped"]:
         console.print(f"  skipped {s}", style="yellow")

@@ -126,8 +126,19 @@ def avoided_sql(t: dict[str, str]) -> str:
 
 BALANCE_TABLE_SQL = LATEST_BALANCES + """
     SELECT l.kind, coalesce(m.name || ' v' || m.version, l.model_id) AS model,
-           l.period_start, l.period_end, l.compute_kwh, l.compute_kgco2e, l.avoided_kwh,
-           l.avoided_kgco2e, l.net_kgco2e, l.benefit_cost_ratio, l.payback_hours,
+           l.period_start, l.period_end,
+           -- the forecast the balance is compared with, and whether its energy is saved or
+           -- only shifted to other producers (then it is in no kWh net)
+           l.assumptions->'counterfactual'->>'name' AS counterfactual,
+           l.assumptions->>'energy_effect' AS energy_effect,
+           l.compute_kwh, l.assumptions->'ranges'->'compute_kwh_range' AS compute_kwh_range,
+           (l.assumptions->'components'->'selection'->>'kwh')::float8 AS selection_kwh,
+           l.compute_kgco2e, l.avoided_kwh, l.avoided_kgco2e,
+           l.assumptions->'ranges'->'avoided_kgco2e_range' AS avoided_kgco2e_range,
+           l.net_kgco2e, l.assumptions->'ranges'->'net_kgco2e_range' AS net_kgco2e_range,
+           l.benefit_cost_ratio, l.payback_hours,
+           l.assumptions->'ranges'->'payback_hours_range' AS payback_hours_range,
+           l.breakeven->>'statement' AS breakeven,
            -- what the model adds over the best no-AI forecast (0 when it is one)
            l.assumptions->'machine_learning_increment'->>'baseline' AS best_no_ai_forecast,
            (l.assumptions->'machine_learning_increment'->>'avoided_kgco2e')::float8

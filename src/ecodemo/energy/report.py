@@ -19,27 +19,13 @@ from typing import Any
 from ecodemo.config import Settings
 from ecodemo.energy import benefit
 from ecodemo.energy.grid import DEFAULT_SOURCE as GRID_SOURCE
+from ecodemo.energy.practices import frugal_practices
 from ecodemo.metering import INTENSITY_SOURCE
 from ecodemo.store.connection import open_database
 
 FRAMEWORK = ("AFNOR SPEC 2314 (référentiel général pour l'IA frugale)-minded summary: need for "
              "AI against a no-AI baseline, frugal practices applied, measured footprint, "
              "benefit versus cost")
-
-PRACTICES = [
-    ("baseline first", "Every kind is forecast by a no-AI seasonal-naive baseline; a learned "
-     "model is kept only if it beats it (model ladder, cheapest model within tolerance)."),
-    ("small models", "LightGBM gradient-boosted trees on CPU with a bounded thread count; no GPU."),
-    ("measure every run", "CodeCarbon offline tracker around every ingest, train, predict, "
-     "backtest and evaluate run; one tracker per process, so its start-up cost is paid once."),
-    ("honest measurement", "A failed measurement is stored as NULL, never 0; each row says how "
-     "it was measured (hardware counters, or estimated from CPU load x TDP and constant RAM)."),
-    ("time-resolved carbon", "Where RTE éCO2mix carbon intensity is collected, each run's CO2 is "
-     "recomputed with the intensity at the time it ran; CodeCarbon's annual figure is kept."),
-    ("data sobriety", "Idempotent ingestion (nothing re-stored), hourly aggregates, and a "
-     "retention policy for raw readings."),
-]
-
 
 def _q(conn: Any, sql: str, params: Any = None) -> list[dict[str, Any]]:
     cur = conn.execute(sql, params)
@@ -120,6 +106,7 @@ def build_report(settings: Settings, benefit_model_path: Path | None = None) -> 
                                   reason, decided_at
                               FROM model_choices ORDER BY kind, decided_at DESC""")
         n_grid = conn.execute("SELECT count(*) FROM grid_intensity").fetchone()
+        practices = frugal_practices(conn)
     for row in footprint:
         # A total over runs of which some were not measured is unknown, not the partial sum.
         row["energy_kwh"] = row["energy_kwh_measured_runs"] if not row["unmeasured_runs"] \
@@ -138,7 +125,8 @@ def build_report(settings: Settings, benefit_model_path: Path | None = None) -> 
             "models": need,
             "ladder_choices": choices,
         },
-        "frugal_practices": [{"practice": p, "applied": d} for p, d in PRACTICES],
+        # checked in the store now, each with its evidence (ecodemo.energy.practices)
+        "frugal_practices": practices,
         "measured_footprint": {
             "method": "CodeCarbon OfflineEmissionsTracker, tracking_mode 'process' (this "
                       "process's CPU share, so parallel tasks do not count each other); on "
@@ -153,15 +141,20 @@ def build_report(settings: Settings, benefit_model_path: Path | None = None) -> 
             "by_stage_and_kind": footprint,
         },
         "balances": {
-            "method": "see ecodemo.energy.balance: training amortised over its service life, "
-                      "inference in the period, ingestion by the kind's share of rows; avoided "
-                      "from the benefit model; net = avoided - compute",
+            "method": "see ecodemo.energy.balance and docs/accounting.md: against a named "
+                      "counterfactual; compute = collection, the whole model selection and the "
+                      "training of the version in service (amortised over its service life), "
+                      "inference and evaluation in the period; every figure with [low, high] "
+                      "from measurement bands and assumption ranges; net = avoided - compute",
             "benefit_model": model.origin,
             "rows": balances,
         },
         "benefit_model": {
             "origin": model.origin,
             "training_service_life_h": model.accounting.training_service_life_h.model_dump(),
+            "counterfactual": model.accounting.counterfactual.model_dump(),
+            "measurement_bands": {k: v.model_dump()
+                                  for k, v in model.accounting.measurement_bands.items()},
             "kinds": {k: benefit.assumptions_of(km) for k, km in model.kinds.items()},
         },
     }
@@ -221,10 +214,28 @@ def figures(report: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_fig("balance", name, b[name], unit, b["method"],
                             f"balances ({b['period_start']} to {b['period_end']})",
                             assumptions, kind=b["kind"], model=b["model_id"]))
+        comps = assumptions.get("components") or {}
+        sel = comps.get("selection") or {}
+        out.append(_fig("balance", "selection_kwh", sel.get("kwh"), "kWh", sel.get("note", ""),
+                        "balances", {"range": sel.get("kwh_range")}, kind=b["kind"],
+                        model=b["model_id"]))
+        for name, rng in (assumptions.get("ranges") or {}).items():
+            out.append(_fig("balance", name, rng, "[low, high]",
+                            "low/central/high propagated from measurement bands and the "
+                            "benefit model's assumption ranges", "balances", None,
+                            kind=b["kind"], model=b["model_id"]))
+        cf = assumptions.get("counterfactual") or {}
+        out.append(_fig("balance", "counterfactual", cf.get("name"), "", cf.get("why", ""),
+                        cf.get("declared") or "benefit model", cf, kind=b["kind"],
+                        model=b["model_id"]))
+        out.append(_fig("balance", "energy_effect", assumptions.get("energy_effect"), "",
+                        "saved: energy not used; shifted: moved to other producers (only its "
+                        "CO2 difference is avoided, never in a kWh net)", "benefit model",
+                        kind=b["kind"], model=b["model_id"]))
         be = b["breakeven"]
         out.append(_fig("balance", f"breakeven {be.get('parameter')}", be.get("breakeven_value"),
-                        "", be.get("meaning", ""), "balances", be, kind=b["kind"],
-                        model=b["model_id"]))
+                        "", be.get("statement") or be.get("meaning", ""), "balances", be,
+                        kind=b["kind"], model=b["model_id"]))
     for kind, km in report["benefit_model"]["kinds"].items():
         for group in ("energy_factors", "emission_terms"):
             for name, p in km[group].items():
