@@ -69,3 +69,16 @@ def test_ranges_of_avoided_follow_the_assumptions() -> None:
     assert av.kwh_span.pair() == pytest.approx([100 * math.prod(lows), 100 * math.prod(highs)])
     assert av.kgco2e_span.pair() == pytest.approx([100 * math.prod(lows) * g_lo / 1000,
                                                    100 * math.prod(highs) * g_hi / 1000])
+
+
+def test_accounting_page_lists_every_parameter_with_its_range() -> None:
+    """docs/accounting.md (the evaluators' page) matches the shipped model, row by row."""
+    text = (README.parent / "docs" / "accounting.md").read_text(encoding="utf-8")
+    for kind, km in load_benefit_model().kinds.items():
+        for name, p in {**km.energy_factors, **km.emission_terms}.items():
+            lo, hi = p.bounds()
+            row = f"| {kind} | `{name}` | "
+            assert row in text, (kind, name)
+            line = text.split(row, 1)[1].split("\n", 1)[0]
+            assert f"{p.value:g} | {lo:g} – {hi:g} | {p.unit} |" in line, (kind, name, line)
+    assert "arXiv:2509.22092" in text and "shifted" in text and "selection" in text
