@@ -83,6 +83,8 @@ def test_train_forecast_across_dst_and_leakage(store, conn) -> None:
     issued = datetime(2021, 3, 27, 12, tzinfo=UTC)           # DST starts 28 March, 02:00 local
     res = stages.forecast(store, "bike", issued_at=issued, horizon_h=48)
     assert res["rows"] == 6 * 48
+    # no weather forecast in the store: the future is forecast without weather, and says so
+    assert res["weather"] == {"provenance": "none", "variables": []}
     rows = conn.execute("SELECT sensor_id, ts, horizon_h, p10, p50, p90 FROM forecasts "
                         "WHERE issued_at = %s ORDER BY sensor_id, ts", (issued,)).fetchall()
     one = [r for r in rows if r[0] == rows[0][0]]
@@ -171,3 +173,39 @@ def test_read_readings_matches_a_plain_select(store, conn) -> None:
         (s, t, float(v)) for s, t, v in want]
     assert str(got["ts"].dt.tz) == "UTC"
     assert read_readings(conn, ["no-such-sensor"], None, None).empty
+
+
+def test_panels_read_weather_forecasts_as_issued(store, conn) -> None:
+    """Forecasts in ``weather_forecasts`` reach the panel; one issued after ``until`` does not;
+    a forecast of the future reads no observed weather beyond its issue time."""
+    import pandas as pd
+
+    from ecodemo.models.data import load_panel
+    from ecodemo.store.weather_forecasts import insert_forecasts
+
+    site = conn.execute("SELECT site_id FROM sensors WHERE kind = 'wind' LIMIT 1").fetchone()[0]
+    t0 = datetime(2013, 12, 20, 12, tzinfo=UTC)
+    rows = []
+    for k, issued in enumerate([t0, t0 + timedelta(hours=6)]):
+        for h in range(1, 49):
+            rows.append((f"open-meteo:{site}", "wind_speed_100m_ms", issued,
+                         issued + timedelta(hours=h), 5.0 + k))
+    frame = pd.DataFrame(rows, columns=["station_id", "variable", "issued_at", "valid_at",
+                                        "value"])
+    assert insert_forecasts(conn, frame, "test") == 96
+    assert insert_forecasts(conn, frame.assign(value=50.0), "test") == 0   # kept as issued
+    panel = load_panel(conn, "wind")
+    assert panel.weather_provenance == "forecast_as_issued"
+    target = pd.DatetimeIndex([t0 + timedelta(hours=12)])
+    w = panel.issued_weather
+    assert w is not None and w.variables == ["wind_speed_100m_ms"]
+    assert w.at("wind_speed_100m_ms", target, pd.DatetimeIndex([t0]))[0] == 5.0
+    assert w.at("wind_speed_100m_ms", target, target - timedelta(hours=1))[0] == 6.0
+    early = load_panel(conn, "wind", until=t0 + timedelta(hours=3))
+    assert early.issued_weather is not None
+    assert early.issued_weather.at("wind_speed_100m_ms", target, target)[0] == 5.0
+    # bikes: the Paris station's observations, never past the issue time for a forecast
+    issued = datetime(2021, 3, 27, 12, tzinfo=UTC)
+    bikes = load_panel(conn, "bike", since=issued - timedelta(days=16), until=issued,
+                       observed_ahead_h=0)
+    assert bikes.weather is not None and bikes.weather.index.max() <= issued

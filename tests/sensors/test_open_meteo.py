@@ -83,3 +83,34 @@ def test_api_error_400_is_one_line(conn, server, server_state, tmp_path) -> None
     cat = catalogue_for(server, tmp_path, **{"open-meteo": {"mode": "archive"}})
     with pytest.raises(SourceError, match=r"^open-meteo: HTTP 400 .*invalid String"):
         open_meteo.ingest(conn, cat, "open-meteo", start=START, end=END)
+
+
+def test_forecasts_are_kept_as_issued_never_overwritten(conn, server, server_state,
+                                                        tmp_path) -> None:
+    """Recorded /v1/forecast answer served by the local test server (no internet here)."""
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"mode": "forecast",
+                                                            "sites": ["paris-road-376-flow"]}})
+    register_catalogue(conn, cat)
+    station = "open-meteo:paris-road-376-flow"
+    first = datetime(2024, 9, 3, 10, 20, tzinfo=UTC)
+    res = open_meteo.ingest(conn, cat, "open-meteo", now=first)
+    # 11:00 on the 3rd .. 10:00 on the 5th: the 48 hours after the issue time, 6 variables
+    assert res["stations"][station]["issued_rows"] == 48 * 6
+    rows = conn.execute("SELECT min(valid_at), max(valid_at), count(DISTINCT issued_at) "
+                        "FROM weather_forecasts WHERE station_id = %s", (station,)).fetchone()
+    assert rows == (datetime(2024, 9, 3, 11, tzinfo=UTC), datetime(2024, 9, 5, 10, tzinfo=UTC),
+                    1)
+    assert open_meteo.ingest(conn, cat, "open-meteo", now=first)["stations"][station][
+        "issued_rows"] == 0
+    # a later issue with other values: a new issue, the first one kept as it was
+    doc = server_state.open_meteo["forecast"]
+    doc["hourly"]["temperature_2m"] = [99.0] * len(doc["hourly"]["time"])
+    later = datetime(2024, 9, 4, 6, 5, tzinfo=UTC)
+    assert open_meteo.ingest(conn, cat, "open-meteo", now=later)["stations"][station][
+        "issued_rows"] == 48 * 6                  # 07:00 on the 4th .. 06:00 on the 6th
+    kept = conn.execute(
+        """SELECT issued_at, max(value) FROM weather_forecasts WHERE station_id = %s
+           AND variable = 'temp_c' GROUP BY issued_at ORDER BY issued_at""",
+        (station,)).fetchall()
+    assert [k[0] for k in kept] == [first, later]
+    assert kept[0][1] < 99.0 and kept[1][1] == 99.0

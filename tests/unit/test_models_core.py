@@ -298,3 +298,60 @@ def test_solar_nights_get_the_night_level_and_are_scored_apart() -> None:
     assert m["coverage_night"] == 1.0
     by_lead = coverage_by_lead(actual, p10, p90, 0.5, (1.0, 3.0, 6.0, 12.0, 24.0, 48.0), night)
     assert list(by_lead) == ["0-1h", "1-3h", "3-6h", "6-12h", "12-24h", "24-48h"]
+
+
+def _issued_forecasts(panel: Panel, every_h: int = 6, seed: int = 5) -> pd.DataFrame:
+    """Synthetic hourly weather forecasts issued every ``every_h`` hours for the next 48 h."""
+    rng = np.random.default_rng(seed)
+    issues = pd.date_range(panel.times[0], panel.times[-1], freq=f"{every_h}h")
+    rows = []
+    for issued in issues:
+        valid = pd.date_range(issued, periods=49, freq="1h")
+        for var in ("temp_c", "shortwave_radiation_wm2"):
+            rows.append(pd.DataFrame({"variable": var, "issued_at": issued, "valid_at": valid,
+                                      "value": rng.normal(10, 3, len(valid))}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_issued_weather_is_read_as_of_the_issue_time() -> None:
+    from dataclasses import replace
+
+    from ecodemo.models.issued import IssuedWeather
+
+    panel = _panel(days=40)
+    long = _issued_forecasts(panel)
+    weather = IssuedWeather.from_long(long)
+    assert weather is not None
+    t0 = panel.times[500]
+    # the latest forecast issued at or before the as-of time, for that hour
+    got = weather.at("temp_c", pd.DatetimeIndex([t0 + pd.Timedelta(hours=10)]),
+                     pd.DatetimeIndex([t0 + pd.Timedelta(minutes=30)]))
+    last_issue = long[(long["issued_at"] <= t0) & (long["variable"] == "temp_c")
+                      & (long["valid_at"] == t0 + pd.Timedelta(hours=10))]
+    assert got[0] == last_issue.sort_values("issued_at")["value"].iloc[-1]
+    # nothing issued 48 h or more before a target: unknown
+    assert np.isnan(weather.at("temp_c", pd.DatetimeIndex([t0 + pd.Timedelta(hours=60)]),
+                               pd.DatetimeIndex([t0]))).all()
+
+    with_fc = replace(panel, issued_weather=weather, weather_provenance="forecast_as_issued")
+    origin = len(panel.times) - 72
+    f = Forecaster(_lgbm(), horizon_h=48, cal_days=7)
+    f.fit(with_fc, origin - 24 * 5)
+    assert "wx_temp_c" in f.point.features  # type: ignore[attr-defined]
+    before = f.predict(with_fc, np.array([origin - 30, origin]), 48)
+    # forecasts issued after the origin change: nothing the forecast reads changes
+    late = long.copy()
+    after_origin = late["issued_at"] > panel.times[origin]
+    late.loc[after_origin, "value"] = late.loc[after_origin, "value"] * 5 + 40
+    perturbed = replace(with_fc, issued_weather=IssuedWeather.from_long(late))
+    after = f.predict(perturbed, np.array([origin - 30, origin]), 48)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a forecast issued before the origin does change it (the features do read them)
+    early = long.copy()
+    mask = (early["issued_at"] <= panel.times[origin]) & (early["issued_at"]
+                                                          > panel.times[origin - 48])
+    early.loc[mask, "value"] = early.loc[mask, "value"] * 5 + 40
+    changed = f.predict(replace(with_fc, issued_weather=IssuedWeather.from_long(early)),
+                        np.array([origin]), 48)
+    assert not np.array_equal(changed[1], before[1][1:])

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ecodemo.errors import ModelError
 from ecodemo.models.calibration import LEAD_GROUPS_H
+from ecodemo.models.features import WEATHER_VARIABLES
 from ecodemo.models.forecaster import Selection
 from ecodemo.models.metrics import ALL, coverage_by_lead, score
 from ecodemo.models.panel import Panel
@@ -127,3 +128,23 @@ def figures_on_test(panel: Panel, actual: np.ndarray, pred: tuple[np.ndarray, ..
                                     "coverage_p10_p90", "coverage_night")}
     day_ahead["origins"] = int(len(actual))
     return pooled, {"coverage_by_lead_h": by_lead, "day_ahead": day_ahead}
+
+
+def weather_provenance(panel: Panel, origins: np.ndarray, n_steps: int, *,
+                       observed_stands_in: bool) -> dict[str, Any]:
+    """Where the weather of the targets of forecasts issued at ``origins`` comes from:
+    ``forecast_as_issued`` when forecasts issued by each origin cover at least half of its
+    targets, else ``observed_standing_in`` (only where allowed: backtests, never a forecast of
+    the future) when the panel has observed weather, else ``none``; with the variables."""
+    issued = panel.issued_weather
+    if issued is not None:
+        ext = panel.extend(max(0, int(origins.max()) + n_steps - (len(panel.times) - 1)))
+        targets = (origins[:, None] + np.arange(1, n_steps + 1)[None, :]).ravel()
+        asof = np.repeat(origins, n_steps)
+        if issued.covers(ext.times[targets], ext.times[asof]) >= 0.5:
+            return {"provenance": "forecast_as_issued", "variables": issued.variables}
+    if observed_stands_in and panel.weather is not None:
+        observed = [v for v in WEATHER_VARIABLES if v in panel.weather.columns]
+        if observed:
+            return {"provenance": "observed_standing_in", "variables": observed}
+    return {"provenance": "none", "variables": []}

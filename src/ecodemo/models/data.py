@@ -10,7 +10,11 @@ import psycopg
 
 from ecodemo.errors import ModelError
 from ecodemo.models.features import WEATHER_VARIABLES
+from ecodemo.models.issued import IssuedWeather
 from ecodemo.models.panel import Panel, SensorMeta, panel_from_long
+from ecodemo.store.weather_forecasts import load_forecasts
+
+FORECAST_AHEAD_H = 48.0      # the weather forecasts collected reach this far
 
 
 def kinds_with_data(conn: psycopg.Connection) -> list[str]:
@@ -125,11 +129,26 @@ def read_readings(conn: psycopg.Connection, sensor_ids: list[str], since: dateti
     })
 
 
+def _forecast_station(conn: psycopg.Connection, kind: str, declared: str | None) -> str | None:
+    """The station whose forecasts as issued serve ``kind``: the sites' declared station if it
+    has some, else the Open-Meteo point of the kind's site with the most forecast rows."""
+    row = conn.execute(
+        """SELECT f.station_id FROM weather_forecasts f
+           WHERE f.station_id = %s OR f.station_id IN (
+               SELECT 'open-meteo:' || si.site_id FROM sites si JOIN sensors s USING (site_id)
+               WHERE s.kind = %s AND s.enabled)
+           GROUP BY f.station_id ORDER BY (f.station_id = %s) DESC, count(*) DESC,
+                    f.station_id LIMIT 1""", (declared, kind, declared)).fetchone()
+    return row[0] if row else None
+
+
 def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = None,
-               until: datetime | None = None, weather_ahead_h: float = 48.0) -> Panel:
+               until: datetime | None = None, observed_ahead_h: float = 48.0) -> Panel:
     """All enabled sensors of ``kind`` on one grid (the sensors' declared resolution), with
-    the observed weather of the sites' station when the store has it (up to
-    ``weather_ahead_h`` hours past the last reading, for forecasting)."""
+    weather when the store has it: the forecasts as issued (at or before ``until``) of the
+    kind's station, and the observed weather of the sites' station up to
+    ``observed_ahead_h`` hours past the last reading (0 for a forecast of the future: observed
+    weather must not stand in for a forecast there)."""
     metas, resolutions, declared = _sensor_metas(conn, kind)
     if not metas:
         raise ModelError(f"no sensors of kind '{kind}' in the store")
@@ -139,6 +158,12 @@ def load_panel(conn: psycopg.Connection, kind: str, since: datetime | None = Non
     start, end = frame["ts"].min(), frame["ts"].max()
     station = _pick_station(conn, declared, start, end)
     weather = (load_weather(conn, station, start - timedelta(days=1),
-                            end + timedelta(hours=weather_ahead_h + 6)) if station else None)
+                            end + timedelta(hours=observed_ahead_h)) if station else None)
+    issued = None
+    fc_station = _forecast_station(conn, kind, declared)
+    if fc_station is not None:
+        issued = IssuedWeather.from_long(load_forecasts(
+            conn, fc_station, list(WEATHER_VARIABLES), start - timedelta(days=1),
+            end + timedelta(hours=FORECAST_AHEAD_H), issued_until=until))
     step = _grid_step(resolutions, set(frame["sensor_id"].unique()))
-    return panel_from_long(kind, frame, metas, step=step, weather=weather)
+    return panel_from_long(kind, frame, metas, step=step, weather=weather, issued_weather=issued)

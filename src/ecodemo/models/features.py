@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ecodemo.models.issued import IssuedWeather
 from ecodemo.models.panel import Panel, align_weather
 from ecodemo.models.solar import solar_geometry_many
 
@@ -34,7 +35,9 @@ LAG_FEATURES = ("lag_0", "lag_1", "lag_day", "lag_week", "mean_3h", "mean_day", 
 CALENDAR_FEATURES = ("hour", "dow", "daytype", "doy", "is_holiday", "school_a", "school_b",
                      "school_c")
 SOLAR_FEATURES = ("clearsky_ghi", "solar_elevation", "clearsky_index_day")
-WEATHER_VARIABLES = ("temp_c", "wind_speed_ms", "cloud_cover_pct", "precip_1h_mm", "rh_pct")
+# observed (SYNOP) and forecast (Open-Meteo) variables; a variable a source lacks stays missing
+WEATHER_VARIABLES = ("temp_c", "wind_speed_ms", "cloud_cover_pct", "precip_1h_mm", "rh_pct",
+                     "shortwave_radiation_wm2", "wind_speed_100m_ms")
 
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     # few features: the strongest lags, the daily/weekly cycle, public holidays
@@ -124,6 +127,7 @@ class FeatureContext:
     elevation: np.ndarray | None = None
     cs_csum: np.ndarray | None = None
     weather: np.ndarray | None = None   # [time, variable]
+    issued: IssuedWeather | None = None  # forecasts as issued, read as of each row's issue
 
     @classmethod
     def build(cls, panel: Panel, scale: np.ndarray, with_weather: bool) -> FeatureContext:
@@ -146,6 +150,8 @@ class FeatureContext:
             el = np.column_stack([geometry[k][1] for k in keys])
             ctx.clearsky, ctx.elevation = cs / 1000.0, el
             ctx.cs_csum = np.vstack([zero, np.cumsum(cs / 1000.0, axis=0)])
+        if with_weather:
+            ctx.issued = panel.issued_weather
         if with_weather and panel.weather is not None:
             cols = [v for v in WEATHER_VARIABLES if v in panel.weather.columns]
             aligned = align_weather(panel.weather[cols], panel.times) if cols else None
@@ -230,8 +236,14 @@ class FeatureContext:
         for k, var in enumerate(WEATHER_VARIABLES):
             name = f"wx_{var}"
             if name in need:
-                cols[name] = (self.weather[tt, k] if self.weather is not None
-                              else np.full(t.shape, np.nan))
+                value = (self.weather[tt, k] if self.weather is not None
+                         else np.full(t.shape, np.nan))
+                if self.issued is not None:
+                    # the forecast issued by ``t - lag`` (the row's issue time) for ``t``
+                    asof = np.clip(end, 0, len(p.times) - 1)
+                    issued = self.issued.at(var, p.times[tt], p.times[asof])
+                    value = np.where(np.isfinite(issued), issued, value)
+                cols[name] = value
         cols["sensor"] = sensor_codes[s].astype(float)
         out = np.empty((len(t), len(names)), dtype=np.float32)
         for j, name in enumerate(names):

@@ -106,11 +106,11 @@ class LgbmForecaster:
         self.sensor_ids = panel.sensor_ids
         scale = robust_scale(panel.values[: fit_end + 1])
         self.scale = {sid: float(scale[j]) for j, sid in enumerate(self.sensor_ids)}
-        self.with_weather = panel.weather is not None
+        self.with_weather = panel.weather is not None or panel.issued_weather is not None
         self.features = feature_names(self.spec.feature_set, panel.kind, self.with_weather)
         self.step_seconds = panel.step.total_seconds()
         ctx = FeatureContext.build(panel.truncate(fit_end), scale, self.with_weather)
-        if self.with_weather and ctx.weather is None:
+        if self.with_weather and ctx.weather is None and ctx.issued is None:
             self.with_weather = False
             self.features = feature_names(self.spec.feature_set, panel.kind, False)
         start = panel.steps_per_day

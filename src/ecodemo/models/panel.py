@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ecodemo.errors import ModelError
+from ecodemo.models.issued import IssuedWeather
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Panel:
     #: where ``weather`` comes from: 'observed_standing_in' (observations stand in for a
     #: forecast), 'forecast_as_issued' (as-of forecasts) or 'none'
     weather_provenance: str = field(default="none", compare=False)
+    #: weather forecasts as issued (read as of each row's issue time); where one is missing
+    #: the features fall back on ``weather``
+    issued_weather: IssuedWeather | None = field(default=None, compare=False)
 
     @property
     def sensor_ids(self) -> list[str]:
@@ -124,7 +128,8 @@ def _sensor_columns(sensor_id: pd.Series) -> tuple[list[str], np.ndarray]:
 
 def panel_from_long(kind: str, frame: pd.DataFrame, sensors: list[SensorMeta] | None = None,
                     step: pd.Timedelta | None = None,
-                    weather: pd.DataFrame | None = None) -> Panel:
+                    weather: pd.DataFrame | None = None,
+                    issued_weather: IssuedWeather | None = None) -> Panel:
     """Build a panel from a long frame with columns ``sensor_id, ts, value``.
 
     Timestamps are floored to the grid; several readings in one grid step are averaged (the
@@ -153,8 +158,9 @@ def panel_from_long(kind: str, frame: pd.DataFrame, sensors: list[SensorMeta] | 
     with np.errstate(invalid="ignore", divide="ignore"):
         values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return Panel(kind=kind, times=pd.DatetimeIndex(times), sensors=metas, values=values,
-                 step=step, weather=weather,
-                 weather_provenance="observed_standing_in" if weather is not None else "none")
+                 step=step, weather=weather, issued_weather=issued_weather,
+                 weather_provenance=("forecast_as_issued" if issued_weather is not None else
+                                     "observed_standing_in" if weather is not None else "none"))
 
 
 def align_weather(weather: pd.DataFrame, times: pd.DatetimeIndex,

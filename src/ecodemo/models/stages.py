@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,14 +66,14 @@ def _features_and_params(f: Forecaster) -> tuple[list[str], dict[str, Any]]:
     return [], {"baseline": f.name}
 
 
-def _weather(fitted: dict[str, Forecaster], panel: Panel) -> dict[str, Any]:
-    """The backtest JSON's ``weather``: where the weather the rungs read came from."""
-    used = [f.point for f in fitted.values()
-            if isinstance(f.point, LgbmForecaster) and f.point.with_weather]
-    if not used:
+def _weather(points: list[Any], panel: Panel, origins: np.ndarray, n_steps: int,
+             observed_stands_in: bool) -> dict[str, Any]:
+    """``weather`` of the backtest JSON and of a forecast: where the weather the models read
+    came from (``none`` when no model reads weather)."""
+    if not any(isinstance(p, LgbmForecaster) and p.with_weather for p in points):
         return {"provenance": "none", "variables": []}
-    return {"provenance": panel.weather_provenance,
-            "variables": sorted({f[3:] for p in used for f in p.features if f.startswith("wx_")})}
+    return backtest.weather_provenance(panel, origins, n_steps,
+                                       observed_stands_in=observed_stands_in)
 
 
 def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
@@ -131,7 +132,7 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
     ref_sel = fitted["seasonal_naive"].selection
     assert ref_sel is not None
     proto = backtest.protocol(panel, ref_sel, origins, n_steps, n_fit)
-    weather = _weather(fitted, panel)
+    weather = _weather([f.point for f in fitted.values()], panel, origins, n_fit, True)
     notes = [f"nMAE = MAE / mean(|actual|) per sensor; '{ALL}' averages sensors equally",
              f"chosen on the selection origins ({proto['selection']['first_origin']} .. "
              f"{proto['selection']['last_origin']}, {proto['selection']['folds']}), before "
@@ -229,6 +230,10 @@ def train(settings: Settings, kind: str, promote: bool = True,
         if name not in spec["rungs"]:
             raise ModelError(f"unknown rung '{name}' (known: {', '.join(spec['rungs'])})")
         panel = data.load_panel(conn, kind)
+    if panel.issued_weather is None and panel.weather is not None:
+        # no weather forecasts in the store: a production model must not learn from observed
+        # weather it will not have when it forecasts the future
+        panel = replace(panel, weather=None, weather_provenance="none")
     train_end = panel.last_observed_index()
     f = Forecaster(make_point(name, spec["rungs"][name] or {}, num_threads=settings.num_threads,
                               horizon_h=horizon_h),
@@ -299,8 +304,9 @@ def forecast(settings: Settings, kind: str, issued_at: datetime | None = None,
             issued_at = last[0]
         assert issued_at is not None
         since = issued_at - timedelta(days=FORECAST_HISTORY_DAYS)
-        panel = data.load_panel(conn, kind, since=since, until=issued_at,
-                                weather_ahead_h=horizon_h)
+        # observed weather only up to the issue time: it never stands in for a forecast of
+        # the future; forecasts as issued at or before the issue time do
+        panel = data.load_panel(conn, kind, since=since, until=issued_at, observed_ahead_h=0)
     f, _meta = registry.load(settings, row)
     issued = pd.Timestamp(issued_at).tz_convert("UTC")
     grid_issue = issued.floor(panel.step) if panel.step <= pd.Timedelta(days=1) else issued
@@ -315,10 +321,12 @@ def forecast(settings: Settings, kind: str, issued_at: datetime | None = None,
                    details={"purpose": "forecast", "leads": n_steps,
                             "sensors": len(panel.sensors)}) as run:
         p10, p50, p90 = f.predict(panel, np.array([origin]), n_steps)
+    weather = _weather([f.point], panel, np.array([origin]), n_steps, False)
     with db.connect(autocommit=True) as conn:
         n = _write_forecasts(conn, row.model_id, issued.to_pydatetime(), panel, origin,
                              p10[0], p50[0], p90[0])
     return {"kind": kind, "model_id": row.model_id, "issued_at": issued.isoformat(),
             "horizon_h": horizon_h, "sensors": len(panel.sensors), "rows": n,
             "first_ts": (panel.times[origin] + panel.step).isoformat(),
-            "predict_seconds": run.duration_s, "predict_energy_kwh": run.energy_kwh}
+            "predict_seconds": run.duration_s, "predict_energy_kwh": run.energy_kwh,
+            "weather": weather}

@@ -11,6 +11,14 @@ Stored under ``station_id = 'open-meteo:<site_id>'`` with the store's variable n
 the name): temp_c, cloud_cover_pct, shortwave_radiation_wm2, wind_speed_ms, wind_speed_100m_ms,
 precip_1h_mm. Archive rows have ``source = 'open-meteo:archive'``; forecast rows
 ``'open-meteo:forecast'`` and never overwrite an archive hour.
+
+Forecasts as issued: each forecast fetch is also kept whole in ``weather_forecasts`` (issued_at
+= the time of the fetch, when ecodemo knew it; valid_at = each hour of the next
+``ISSUED_AHEAD_H`` hours), never overwritten, so the models read what was known at an issue
+time (:mod:`ecodemo.store.weather_forecasts`). Past issues can be backfilled from Open-Meteo's
+Previous Runs API (``GET https://previous-runs-api.open-meteo.com/v1/forecast``, data from
+January 2024): ``hourly=<variable>_previous_day<N>`` is the value forecast N days (24 N hours)
+before the hour, stored with issued_at = valid_at - N days.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from ecodemo.sensors.catalogue import Catalogue, SiteSpec
 from ecodemo.sensors.http import get_json, make_client
 from ecodemo.sensors.params import OpenMeteoParams
 from ecodemo.store.weather import upsert_weather
+from ecodemo.store.weather_forecasts import insert_forecasts
 
 #: Open-Meteo variable -> (store variable, expected unit as Open-Meteo spells it)
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -42,6 +51,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
 _CONVERT = {("km/h", "m/s"): 1 / 3.6, ("mp/h", "m/s"): 0.44704, ("kn", "m/s"): 0.514444,
             ("°F", "°C"): None, ("inch", "mm"): 25.4}
 ARCHIVE_LAG_DAYS = 5
+ISSUED_AHEAD_H = 48          # hours of each forecast kept as issued
 
 
 def station_id(site_id: str) -> str:
@@ -124,6 +134,17 @@ def parse_hourly(payload: Any, *, station: str, variables: tuple[str, ...],
     return out.reset_index(drop=True)
 
 
+def as_issued(frame: pd.DataFrame, issued_at: datetime,
+              ahead_h: float = ISSUED_AHEAD_H) -> pd.DataFrame:
+    """A parsed forecast (station_id, ts, variable, value) as issued at ``issued_at``: the
+    hours in [issued_at, issued_at + ahead_h], as rows of ``weather_forecasts``. Pure."""
+    issued = pd.Timestamp(issued_at).tz_convert("UTC")
+    keep = frame[(frame["ts"] >= issued) & (frame["ts"] <= issued + pd.Timedelta(hours=ahead_h))]
+    return pd.DataFrame({"station_id": keep["station_id"].to_numpy(),
+                         "variable": keep["variable"].to_numpy(), "issued_at": issued,
+                         "valid_at": keep["ts"].to_numpy(), "value": keep["value"].to_numpy()})
+
+
 def fetch_hourly(client: httpx.Client, url: str, params: dict[str, Any], *, source: str,
                  retries: int) -> Any:
     return get_json(client, url, params, source=source, retries=retries)
@@ -141,25 +162,28 @@ def _sites(cat: Catalogue, p: OpenMeteoParams) -> list[SiteSpec]:
 
 def ingest(conn: psycopg.Connection, cat: Catalogue, source: str, *,
            start: datetime | None = None, end: datetime | None = None,
-           client: httpx.Client | None = None, today: date | None = None) -> dict[str, Any]:
+           client: httpx.Client | None = None, today: date | None = None,
+           now: datetime | None = None) -> dict[str, Any]:
     """Fetch hourly weather for each site of the source (archive, then forecast in auto mode).
 
     Incremental: the archive resumes from the day of the last stored archive hour; a rerun
-    writes nothing unless Open-Meteo changed a value.
+    writes nothing unless Open-Meteo changed a value. Each forecast is also kept as issued at
+    ``now`` (default: the fetch time) in ``weather_forecasts``.
     """
     spec = cat.source(source)
     p = cat.source_params.get(source)
     if not isinstance(p, OpenMeteoParams):
         raise ConfigError(f"{cat.path}: source '{source}' is a {spec.connector} source, "
                           "not open_meteo")
-    today = today or datetime.now(UTC).date()
+    now = now or datetime.now(UTC)
+    today = today or now.date()
     archive_end = today - timedelta(days=ARCHIVE_LAG_DAYS)
     http = client or make_client(p.timeout_s)
     out: dict[str, Any] = {"source": source, "connector": "open_meteo", "stations": {}}
     try:
         for site in _sites(cat, p):
             st = station_id(site.site_id)
-            counts = {"archive_rows": 0, "forecast_rows": 0, "written": 0}
+            counts = {"archive_rows": 0, "forecast_rows": 0, "issued_rows": 0, "written": 0}
             last = _last_archive_ts(conn, st)
             if p.mode in ("archive", "auto"):
                 a_start = (start.date() if start is not None else
@@ -180,6 +204,9 @@ def ingest(conn: psycopg.Connection, cat: Catalogue, source: str, *,
                 payload = fetch_hourly(http, p.forecast_url, request_params(site, p),
                                        source=source, retries=p.retries)
                 frame = parse_hourly(payload, station=st, variables=p.variables, source=source)
+                issued = insert_forecasts(conn, as_issued(frame, now), "open-meteo:forecast")
+                counts["issued_rows"] = issued
+                counts["written"] += issued
                 if last is not None:
                     frame = frame[frame["ts"] > pd.Timestamp(last)]
                 counts["forecast_rows"] = len(frame)
