@@ -84,11 +84,13 @@ class Format(StrEnum):
     json = "json"
     csv = "csv"
     html = "html"
+    boamps = "boamps"
 
 
 def report(
-    fmt: Format = typer.Option(Format.json, "--format", help="json, csv (one figure per row) "
-                               "or html (self-contained page)."),
+    fmt: Format = typer.Option(Format.json, "--format", help="json, csv (one figure per row), "
+                               "html (self-contained page) or boamps (Boavizta BoAmps JSON, "
+                               "one file per stage and model, into the --out folder)."),
     out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout "
                                     "(required for html)."),
     benefit_model: Path | None = typer.Option(
@@ -96,6 +98,16 @@ def report(
 ) -> None:
     """Export what an evaluator files: every figure with its method, source and assumptions."""
     cfg = settings()
+    if fmt is Format.boamps:
+        if out is None:
+            raise ConfigError("--format boamps needs --out FOLDER")
+        from ecodemo.energy.boamps import write_boamps
+        from ecodemo.store.connection import open_database
+
+        with open_database(cfg).connect() as conn:
+            paths = write_boamps(conn, out, country=cfg.country_iso_code)
+        console.print(f"wrote {len(paths)} BoAmps report(s) into {out}")
+        return
     if fmt is Format.html:
         if out is None:
             raise ConfigError("--format html needs --out PATH")
