@@ -28,35 +28,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def broker(tmp: Path) -> Iterator[int]:
-    binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does it)")
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    # Generous in-flight and queue limits: the subscriber's own flow control (Receive Maximum)
-    # is what bounds its buffer in this test.
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_inflight_messages 0\nmax_queued_messages 100000\n")
-    log = open(tmp / "mosquitto.log", "w")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    try:
+class Mosquitto:
+    """A Mosquitto process on a fixed local port that can be stopped and started again.
+
+    ``config`` is written after the listener line; the default keeps nothing on disk and
+    allows generous in-flight and queue limits (the subscriber's own flow control, its
+    Receive Maximum, is what bounds its buffer).
+    """
+
+    DEFAULT = ("allow_anonymous true\npersistence false\nmax_inflight_messages 0\n"
+               "max_queued_messages 100000\n")
+
+    def __init__(self, tmp: Path, config: str = DEFAULT) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does it)")
+        self.binary = binary
+        self.tmp = tmp
+        self.port = free_port()
+        self.conf = tmp / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{config}")
+        self.log_path = tmp / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "a")  # noqa: SIM115 (closed by the child's exit)
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log,
+                                     stderr=subprocess.STDOUT)
+        log.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
             except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError((tmp / "mosquitto.log").read_text()) from None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.log_path.read_text()) from None
                 time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
+        raise RuntimeError(f"mosquitto did not listen on {self.port}: "
+                           f"{self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): a persistent broker saves its sessions and queues."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
         try:
-            proc.wait(5)
+            self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+@contextmanager
+def broker(tmp: Path) -> Iterator[int]:
+    mosq = Mosquitto(tmp)
+    mosq.start()
+    try:
+        yield mosq.port
+    finally:
+        mosq.stop()

@@ -125,21 +125,42 @@ def simulate_cmd(
 
 @app.command("mqtt")
 def mqtt_cmd(
-    source: str = typer.Argument("iot-gateway", help="Catalogue source using mqtt."),
+    sources: list[str] | None = typer.Argument(
+        None, help="Catalogue sources using mqtt (e.g. iot-gateway). Default: every enabled "
+        "MQTT source of the catalogue, side by side (what the compose `mqtt` service runs)."),
     duration: float | None = typer.Option(None, "--duration", min=0.1,
-                                          help="Stop after this many seconds (default: Ctrl-C)."),
+                                          help="Stop after this many seconds (default: until "
+                                          "Ctrl-C or SIGTERM)."),
     max_messages: int | None = typer.Option(None, "--max-messages", min=1,
-                                            help="Stop after this many messages are stored."),
+                                            help="Stop after this many messages are stored "
+                                            "(per source)."),
     catalogue: Path | None = CATALOGUE_OPT,
 ) -> None:
-    """Subscribe to the source's MQTT topic and store JSON uplinks (QoS 1, micro-batches)."""
+    """Subscribe to the sources' MQTT topics and store JSON uplinks (QoS 1, micro-batches,
+    acknowledged after commit). Ctrl-C or SIGTERM stops cleanly: the buffer is written first,
+    and what could not be is left to the broker to redeliver. Survives broker restarts
+    (reconnects with the same session) and database outages (buffers, retries)."""
+    import signal
+    import threading
+
     from ecodemo.sensors import stages
 
-    res = stages.run_mqtt(settings(), source, duration_s=duration, max_messages=max_messages,
-                          catalogue_path=catalogue)
-    console.print(f"{source}: {res['received']:,} message(s) received, {res['inserted']:,} "
-                  f"inserted, {res['quarantined']:,} quarantined, {res['db_failures']} "
-                  f"database failure(s), {res['left_unacknowledged']} left for redelivery")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        console.print(f"{signal.Signals(signum).name}: stopping after the buffered messages")
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    res = stages.run_mqtt_sources(settings(), sources or None, duration_s=duration,
+                                  max_messages=max_messages, catalogue_path=catalogue,
+                                  stop=stop)
+    for name, r in sorted(res["sources"].items()):
+        console.print(f"{name}: {r['received']:,} message(s) received, {r['inserted']:,} "
+                      f"inserted, {r['quarantined']:,} quarantined, {r['db_failures']} "
+                      f"database failure(s), {r['connections']} connection(s), "
+                      f"{r['left_unacknowledged']} left for redelivery", markup=False)
 
 
 @app.command("all")

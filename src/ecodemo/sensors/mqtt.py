@@ -11,6 +11,11 @@ How nothing is lost:
   ``buffer_rows`` (capped at 65,535) so the broker stops sending unacknowledged messages beyond
   it (brokers also cap in-flight messages themselves: Mosquitto's ``max_inflight_messages``,
   20 by default, and ``max_queued_messages`` for what waits on the broker).
+- Across a broker restart or a network cut, paho reconnects (1 s, doubling to 2 min) with the
+  same session; a broker that persists its sessions (Mosquitto: ``persistence true``) keeps what
+  it queued meanwhile and redelivers what was not acknowledged. A message received on an earlier
+  connection is still written but never acknowledged on the new one (packet ids restart per
+  connection, so its id may now name another message): the broker's redelivery acknowledges it.
 - A payload that is not JSON or lacks a field is quarantined with its reason and acknowledged;
   a value that fails validation is quarantined by the ingestion, as for every source.
 
@@ -137,6 +142,8 @@ class SubscriberStats:
     db_failures: int = 0
     max_buffered: int = 0
     acked: int = 0
+    written_not_acked: int = 0  # received before a reconnect: the broker redelivers them
+    connections: int = 0
     connected: bool = False
     last_error: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
@@ -151,6 +158,7 @@ class _Pending:
     qos: int
     parsed: ParsedMessage
     topic: str
+    connection: int  # which connection it arrived on: an ack is only valid on that one
 
 
 class MqttSubscriber:
@@ -189,17 +197,26 @@ class MqttSubscriber:
             self.stats.last_error = f"broker refused the connection: {reason}"
             return
         self.stats.connected = True
+        self.stats.connections += 1
+        if self.stats.connections > 1:
+            log.info("%s: reconnected to %s:%d (session %s)", self.source, self.p.host,
+                     self.p.port, "resumed" if getattr(flags, "session_present", False)
+                     else "new: the broker kept nothing")
         client.subscribe(self.p.topic, qos=self.p.qos)
         self._subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self.stats.connected = False
+        if not self._stop.is_set():
+            log.warning("%s: disconnected from %s:%d (%s); reconnecting", self.source,
+                        self.p.host, self.p.port, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         parsed = parse_payload(msg.payload, self.p, topic=msg.topic)
         with self._lock:
-            self._buffer.append(_Pending(msg.mid, msg.qos, parsed, msg.topic))
+            self._buffer.append(_Pending(msg.mid, msg.qos, parsed, msg.topic,
+                                         self.stats.connections))
             self.stats.received += 1
             self.stats.max_buffered = max(self.stats.max_buffered, len(self._buffer))
 
@@ -275,6 +292,9 @@ class MqttSubscriber:
             self._drop_db()
             return False
         for m in batch:
+            if m.connection != self.stats.connections or not self.stats.connected:
+                self.stats.written_not_acked += 1
+                continue
             if m.qos > 0:
                 self.client.ack(m.mid, m.qos)
             self.stats.acked += 1

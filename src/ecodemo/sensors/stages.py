@@ -7,6 +7,7 @@ catalogue (idempotent) and returns a plain JSON-able dict.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -141,27 +142,78 @@ def summary_line(res: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def mqtt_sources(cat: Catalogue) -> list[str]:
+    """The catalogue's enabled MQTT sources: what the subscriber service runs."""
+    return [n for n in cat.enabled_sources() if cat.sources[n].connector == "mqtt"]
+
+
 def run_mqtt(settings: Settings, name: str = "iot-gateway", *, duration_s: float | None = None,
              max_messages: int | None = None, catalogue_path: Path | None = None
              ) -> dict[str, Any]:
     """Run the MQTT subscriber of source ``name`` until the duration/message limit."""
+    res = run_mqtt_sources(settings, [name], duration_s=duration_s, max_messages=max_messages,
+                           catalogue_path=catalogue_path)
+    return dict(res["sources"][name])
+
+
+def run_mqtt_sources(settings: Settings, names: list[str] | None = None, *,
+                     duration_s: float | None = None, max_messages: int | None = None,
+                     catalogue_path: Path | None = None,
+                     stop: threading.Event | None = None) -> dict[str, Any]:
+    """Run the subscribers of ``names`` (default: every enabled MQTT source of the catalogue)
+    side by side until ``stop`` is set or each reaches its duration/message limit; each then
+    drains its buffer. A subscriber that cannot reach its broker at start raises SourceError
+    (the others are stopped first): under compose the service exits non-zero and restarts."""
     from ecodemo.sensors.mqtt import MqttSubscriber
     from ecodemo.sensors.params import MqttParams
 
     cat = load_catalogue(catalogue_path)
-    spec = cat.source(name)
-    p = cat.source_params.get(name)
-    if spec.connector != "mqtt" or not isinstance(p, MqttParams):
-        raise ConfigError(f"source '{name}' uses the {spec.connector} connector, not mqtt")
+    if names is None:
+        names = mqtt_sources(cat)
+        if not names:
+            raise ConfigError(f"{cat.path}: no enabled source uses the mqtt connector "
+                              "(set `enabled: true` on one, or name it)")
+    params: dict[str, MqttParams] = {}
+    for name in names:
+        spec, p = cat.source(name), cat.source_params.get(name)
+        if spec.connector != "mqtt" or not isinstance(p, MqttParams):
+            raise ConfigError(f"source '{name}' uses the {spec.connector} connector, not mqtt")
+        params[name] = p
     db = open_database(settings)
     migrate.upgrade(db.url)
     with db.connect(autocommit=True) as conn:
         register_catalogue(conn, cat)
-    sub = MqttSubscriber(p, lambda: db.connect(autocommit=True), source=name)
-    sub.start()
+    subs: dict[str, MqttSubscriber] = {}
+    try:
+        for name, p in params.items():
+            subs[name] = MqttSubscriber(p, lambda: db.connect(autocommit=True), source=name)
+            subs[name].start()
+            log.info("%s: subscribed to '%s' on %s:%d", name, p.topic, p.host, p.port)
+    except EcodemoError:
+        for started in subs.values():
+            started.client.loop_stop()
+            started.client.disconnect()
+        raise
+    results: dict[str, dict[str, Any]] = {}
+
+    def run(name: str, sub: MqttSubscriber) -> None:
+        results[name] = {"source": name, "connector": "mqtt",
+                         **sub.run(duration_s=duration_s, max_messages=max_messages)}
+
+    threads = [threading.Thread(target=run, args=item, name=f"mqtt-{item[0]}", daemon=True)
+               for item in subs.items()]
     with _tracked(settings, "ingest"):
-        result = sub.run(duration_s=duration_s, max_messages=max_messages)
-    return {"source": name, "connector": "mqtt", **result}
+        for t in threads:
+            t.start()
+        stop = stop or threading.Event()
+        while any(t.is_alive() for t in threads):
+            if stop.wait(0.2):
+                for sub in subs.values():
+                    sub.stop()
+                break
+        for t in threads:
+            t.join()
+    return {"sources": results}
 
 
 def check_sensors(settings: Settings, *, catalogue_path: Path | None = None,
