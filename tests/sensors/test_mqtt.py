@@ -132,3 +132,24 @@ def test_unacknowledged_messages_are_redelivered_after_a_crash(conn, snapshot_si
     assert second["acked"] == 40 and second["inserted"] == 40
     n = conn.execute("SELECT count(*) FROM readings").fetchone()
     assert n is not None and n[0] == 40
+
+
+def test_a_redelivered_copy_in_the_same_batch_is_one_reading(conn, snapshot_sites,
+                                                             db_url) -> None:
+    """After a reconnect the broker redelivers what was not acknowledged; the first copy may
+    still be buffered. Identical rows are one reading; a conflicting value is still refused."""
+    from ecodemo.sensors.mqtt import _Pending, parse_payload
+
+    sub = _subscriber(1, db_url)  # never connected: nothing is acknowledged
+    p = sub.p
+    first = _message(0)
+    conflict = json.dumps({**json.loads(first), "value": 1234}).encode()
+    for mid, payload in ((1, first), (7, first), (8, conflict)):
+        sub._buffer.append(_Pending(mid, 1, parse_payload(payload, p, topic="gw/0/uplink"),
+                                    "gw/0/uplink", connection=1))
+    assert sub.flush_once()
+    assert sub.stats.repeated_rows == 1 and sub.stats.written_not_acked == 3
+    assert sub.stats.acked == 0
+    rows = conn.execute("SELECT sensor_id, value FROM readings").fetchall()
+    reasons = [r[0] for r in conn.execute("SELECT reason FROM quarantine")]
+    assert len(rows) == 1 and len(reasons) == 1 and "duplicate" in reasons[0], (rows, reasons)

@@ -143,6 +143,7 @@ class SubscriberStats:
     max_buffered: int = 0
     acked: int = 0
     written_not_acked: int = 0  # received before a reconnect: the broker redelivers them
+    repeated_rows: int = 0  # identical rows in one batch (a redelivered copy), written once
     connections: int = 0
     connected: bool = False
     last_error: str | None = None
@@ -240,7 +241,12 @@ class MqttSubscriber:
 
     def _write(self, batch: list[_Pending]) -> None:
         conn = self._db()
-        rows = [r for m in batch for r in m.parsed.rows]
+        all_rows = [r for m in batch for r in m.parsed.rows]
+        # A message redelivered after a reconnect can share a batch with its first copy: the
+        # same row twice is one reading (the ingestion would quarantine the second as a
+        # duplicate key); the same key with another value is still a conflict, quarantined.
+        rows = list(dict.fromkeys(all_rows))
+        self.stats.repeated_rows += len(all_rows) - len(rows)
         rejected = [r for m in batch for r in m.parsed.rejected]
         counts = IngestCounts()
         label = f"mqtt:{self.source}"
