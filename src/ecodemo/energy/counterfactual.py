@@ -53,8 +53,11 @@ WHERE source = 'backtest' AND kind = %s ORDER BY evaluated_at DESC, period_end D
 def backtest_protocol(conn: psycopg.Connection, kind: str) -> str:
     row = conn.execute(_PROTOCOL, (kind,)).fetchone()
     if row and row[0]:
+        test = row[0].get("test", {}) if isinstance(row[0], dict) else {}
+        where = (f" (test: {test.get('folds')} origins, {str(test.get('first_origin'))[:10]} "
+                 f"to {str(test.get('last_origin'))[:10]})" if test else "")
         return ("selection-free: every rung scored on test origins after a separate "
-                f"selection window ({row[0]})")
+                f"selection window{where}")
     return ("the ladder chose on the same origins it was scored on (no separate selection "
             "window recorded): the chosen rung's figures may be optimistic")
 

@@ -154,12 +154,12 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
 
 def _vs_baseline(conn: Any, kind: str, model_id: str, km: benefit.KindModel, frame: Any,
                  base: str, headline: improvement.Reduction) -> float:
-    """Error reduction against the accounting baseline (what the ML increment is a share of)."""
-    if not frame.empty:
-        live = improvement.live_reduction(frame, kind, model_id, km.error_unit)
-        if live is not None:
-            return live.error_reduction
+    """Error reduction against the accounting baseline (what the ML increment is a share of):
+    from the backtest first, the source of the share, so that the increment against the best
+    no-AI rung equals the headline; live accuracy only without a backtest."""
     red = improvement.backtest_reduction(conn, kind, model_id, km.error_unit, base)
+    if red is None and not frame.empty:
+        red = improvement.live_reduction(frame, kind, model_id, km.error_unit)
     return red.error_reduction if red is not None else headline.error_reduction
 
 

@@ -1,0 +1,104 @@
+"""A kind's stored balance as the demo's ``summary.json`` target fields and closing line.
+
+Shapes (every ``*_range`` is ``[low, high]`` around the central value; None where a run was
+not measured, or, for a payback's high end, where it never pays back at the low end):
+
+- ``compute``: ``ingest_kwh``, ``selection_kwh``, ``train_kwh``, ``predict_kwh``,
+  ``accounting_kwh``, ``total_kwh``, ``total_kwh_range``, ``total_kgco2e``,
+  ``total_kgco2e_range``, ``measurement_bands``;
+- ``benefit``: ``counterfactual`` ({name, declared, why, source, protocol, error_reduction,
+  error_unit, evaluation_period}), ``energy_effect`` ('saved' | 'shifted'), ``avoided_kwh`` and
+  ``avoided_kwh_range`` (saved only, else None), ``shifted_kwh`` and ``shifted_kwh_range``
+  (shifted only), ``avoided_kgco2e``, ``avoided_kgco2e_range``, ``secondary_counterfactuals``,
+  ``breakeven`` ({parameter, value_used, unit, breakeven_value, breakeven_range, statement}),
+  ``period``, ``machine_learning_increment``, ``assumptions``;
+- top level: ``net_kgco2e``, ``net_kgco2e_range``, ``net_kwh`` (saved only), ``payback_hours``,
+  ``payback_hours_range``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+_LATEST = """
+SELECT model_id, ingest_kwh, train_kwh, predict_kwh, compute_kwh, compute_kgco2e, avoided_kwh,
+       avoided_kgco2e, net_kgco2e, payback_hours, breakeven, assumptions, method
+FROM balances WHERE kind = %s
+ORDER BY evaluated_at DESC, (model_id = %s) DESC LIMIT 1
+"""
+
+
+def target_balance(conn: psycopg.Connection, kind: str, model_id: str) -> dict[str, Any]:
+    """The summary fields of the kind's latest balance (preferring ``model_id``'s)."""
+    row = conn.execute(_LATEST, (kind, model_id)).fetchone()
+    if row is None:
+        return {"compute": {}, "benefit": {}, "net_kgco2e": None, "net_kgco2e_range": None,
+                "payback_hours": None, "payback_hours_range": None, "balance_model_id": None,
+                "balance_method": "no balance stored"}
+    (model, ingest, train, predict, total_kwh, total_kg, avoided_kwh, avoided_kg, net_kg,
+     payback, breakeven, a, method) = row
+    a = a or {}
+    ranges = a.get("ranges") or {}
+    comps = a.get("components") or {}
+    shifted = a.get("energy_effect") == "shifted"
+    return {
+        "compute": {
+            "ingest_kwh": ingest, "selection_kwh": (comps.get("selection") or {}).get("kwh"),
+            "train_kwh": train, "predict_kwh": predict,
+            "accounting_kwh": (comps.get("accounting") or {}).get("kwh"),
+            "total_kwh": total_kwh, "total_kwh_range": ranges.get("compute_kwh_range"),
+            "total_kgco2e": total_kg, "total_kgco2e_range": ranges.get("compute_kgco2e_range"),
+            "measurement_bands": a.get("measurement_bands")},
+        "benefit": {
+            "counterfactual": a.get("counterfactual"),
+            "energy_effect": a.get("energy_effect"),
+            # shifted energy is moved to other producers, not saved: never an avoided kWh
+            "avoided_kwh": None if shifted else avoided_kwh,
+            "avoided_kwh_range": None if shifted else ranges.get("avoided_kwh_range"),
+            "shifted_kwh": avoided_kwh if shifted else None,
+            "shifted_kwh_range": ranges.get("avoided_kwh_range") if shifted else None,
+            "avoided_kgco2e": avoided_kg,
+            "avoided_kgco2e_range": ranges.get("avoided_kgco2e_range"),
+            "secondary_counterfactuals": a.get("secondary_counterfactuals"),
+            "breakeven": breakeven, "period": a.get("period"),
+            "machine_learning_increment": a.get("machine_learning_increment"),
+            "assumptions": a},
+        "net_kgco2e": net_kg, "net_kgco2e_range": ranges.get("net_kgco2e_range"),
+        "net_kwh": a.get("net_kwh"), "payback_hours": payback,
+        "payback_hours_range": ranges.get("payback_hours_range"),
+        "balance_model_id": model, "balance_method": method,
+    }
+
+
+def _r(pair: list[float | None] | None, fmt: str) -> str:
+    if not pair:
+        return ""
+    return " [" + " to ".join("never" if v is None else format(v, fmt) for v in pair) + "]"
+
+
+def closing_line(t: dict[str, Any]) -> str:
+    """One line per target for the demo's end: counterfactual, ranges, selection, effect."""
+    c, b = t["compute"], t["benefit"]
+    cf = (b.get("counterfactual") or {}).get("name", "?")
+    kwh, sel = c.get("total_kwh"), c.get("selection_kwh")
+    wh_range = [None if v is None else v * 1000 for v in c.get("total_kwh_range") or []]
+    spent = ("n/a (not measured)" if kwh is None else
+             f"{kwh * 1000:.3f} Wh{_r(wh_range, '.3f')}"
+             + ("" if sel is None else f", of which selection {sel * 1000:.3f} Wh"))
+    if b.get("energy_effect") == "shifted":
+        energy = (f"shifts {b['shifted_kwh']:,.0f} kWh{_r(b.get('shifted_kwh_range'), ',.0f')} "
+                  f"of balancing energy (not saved)" if b.get("shifted_kwh") is not None else "")
+    else:
+        energy = (f"saves {b['avoided_kwh']:,.1f} kWh{_r(b.get('avoided_kwh_range'), ',.1f')}"
+                  if b.get("avoided_kwh") is not None else "")
+    kg = b.get("avoided_kgco2e")
+    avoided = ("" if kg is None else
+               f", avoids {kg:,.2f} kgCO2e{_r(b.get('avoided_kgco2e_range'), ',.2f')}")
+    net = t.get("net_kgco2e")
+    net_s = ("net n/a" if net is None else
+             f"net {net:+,.2f} kgCO2e{_r(t.get('net_kgco2e_range'), '+,.2f')}")
+    be = (b.get("breakeven") or {}).get("statement", "")
+    return (f"  {t['kind']}: against {cf}: compute {spent}; {energy}{avoided}; {net_s}"
+            + (f"; {be}" if be else "") + " (estimates; method and assumptions in summary.json)")
