@@ -213,3 +213,44 @@ def test_headline_is_against_the_best_no_ai_forecast(settings, conn, snapshot_si
     stored = conn.execute("SELECT assumptions->'machine_learning_increment'->>'baseline' "
                           "FROM balances WHERE kind = 'solar'").fetchone()[0]
     assert stored == "persistence"
+
+
+def test_declared_series_counterfactual(settings, conn, snapshot_sites, tmp_path) -> None:
+    """An authority declares its operator's own forecast (a series in the store) for solar:
+    the balance is against it, named, with the operator's MAE over the backtest period."""
+    model_id = "solar-lgbm_small-v3"
+    _model(conn, model_id, "solar")
+    sensor, unit = conn.execute("SELECT sensor_id, unit FROM sensors WHERE kind = 'solar' "
+                                "ORDER BY 1").fetchone()
+    p0 = datetime(2013, 6, 1, tzinfo=UTC)
+    p1 = p0 + timedelta(hours=4)
+    for name, mid, mae in (("lgbm_small", model_id, 1.5), ("seasonal_naive", None, 4.0)):
+        for h in (1.0, 24.0):
+            conn.execute(
+                """INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id,
+                       horizon_h, period_start, period_end, n, mae)
+                   VALUES ('backtest', 'solar', %s, %s, %s, %s, %s, %s, 10, %s)""",
+                (name, mid, sensor, h, p0, p1, mae))
+    # the actual readings, and the operator's forecast 2 units off at every hour
+    for i in range(4):
+        ts = p0 + timedelta(hours=i)
+        conn.execute("INSERT INTO readings (sensor_id, ts, value) VALUES (%s, %s, %s) "
+                     "ON CONFLICT DO NOTHING", (sensor, ts, 10.0 + i))
+        conn.execute("INSERT INTO readings (sensor_id, ts, value) VALUES (%s, %s, %s)",
+                     ("operator-forecast", ts, 12.0 + i))
+    path = tmp_path / "benefit.yaml"
+    path.write_text(f"kinds:\n  solar:\n    counterfactual:\n      series: {{{sensor}: "
+                    f"operator-forecast}}\n      why: the TSO's day-ahead forecast\n",
+                    encoding="utf-8")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    end = start + timedelta(hours=24)
+    _run(conn, "train", start - timedelta(hours=1), 0.02, 0.0006, model_id, "solar")
+    out = evaluate(settings, start, end, benefit_model_path=path)
+    solar = next(b for b in out["balances"] if b["kind"] == "solar")
+    cf = solar["counterfactual"]
+    assert cf["name"] == f"series: {sensor} <- operator-forecast"
+    assert cf["declared"] == "declared for solar in the benefit model"
+    assert cf["why"] == "the TSO's day-ahead forecast"
+    from ecodemo.units import factor
+    assert cf["error_reduction"] == pytest.approx((2.0 - 1.5) * factor(unit, "MW"))
+    assert solar["avoided_kwh"] == pytest.approx(cf["error_reduction"] * 24 * 1000 * 0.3)
