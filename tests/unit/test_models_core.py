@@ -355,3 +355,22 @@ def test_issued_weather_is_read_as_of_the_issue_time() -> None:
     changed = f.predict(replace(with_fc, issued_weather=IssuedWeather.from_long(early)),
                         np.array([origin]), 48)
     assert not np.array_equal(changed[1], before[1][1:])
+
+
+def test_ladder_spec_errors_name_the_file_and_field(tmp_path) -> None:
+    from ecodemo.errors import ConfigError
+    from ecodemo.models.specs import load_ladder_spec, specs_dir
+
+    shipped = load_ladder_spec()
+    assert shipped["rungs"]["seasonal_naive"] == {"type": "baseline"}
+    assert shipped["calibration"]["recent_error_days"] == 3
+    text = (specs_dir() / "ladder.yaml").read_text(encoding="utf-8")
+    cases = {"type: lightgbm\n    num_boost_round: 50": "type: lightgbm\n    num_boost_round: 0",
+             "folds: 28": "folds: many", "default: lgbm_large": "default: lgbm_huge",
+             "feature_set: small": "feature_set: tiny"}
+    for old, new in cases.items():
+        bad = tmp_path / "ladder.yaml"
+        bad.write_text(text.replace(old, new, 1), encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"ladder\.yaml: field '") as exc:
+            load_ladder_spec(bad)
+        assert "\n" not in str(exc.value)

@@ -21,15 +21,10 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from ecodemo.cadence import season_hours, season_table
 from ecodemo.store.evaluations import write_evaluations as write_evaluations
-from ecodemo.units import RENEWABLE_KINDS
 
 ALL_SENSORS = "__all__"
-
-
-def season_hours(kind: str) -> int:
-    """Season of the seasonal-naive baseline, hours: daily for renewables, weekly for transport."""
-    return 24 if kind in RENEWABLE_KINDS else 168
 
 
 _JOINED = """
@@ -41,8 +36,10 @@ FROM forecasts f
 JOIN sensors s ON s.sensor_id = f.sensor_id
 JOIN readings r ON r.sensor_id = f.sensor_id AND r.ts = f.ts
 LEFT JOIN models m ON m.model_id = f.model_id
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN s.kind IN ('solar', 'wind') THEN 24 ELSE 168 END AS season_h) se
+CROSS JOIN LATERAL (  -- the season of ecodemo.cadence.season_hours, passed as two arrays
+    SELECT coalesce((SELECT t.season_h FROM unnest(%(season_kinds)s::text[],
+                                                   %(season_h)s::int[]) AS t(kind, season_h)
+                     WHERE t.kind = s.kind), %(season_other_h)s) AS season_h) se
 LEFT JOIN readings nv ON nv.sensor_id = f.sensor_id
     AND nv.ts = f.ts - make_interval(hours => se.season_h * greatest(1, ceil(
         extract(epoch FROM (f.ts - f.issued_at)) / 3600.0 / se.season_h))::int)
@@ -56,7 +53,10 @@ WHERE f.issued_at < f.ts
 def forecasts_with_actuals(conn: psycopg.Connection, start: datetime | None = None,
                            end: datetime | None = None, kind: str | None = None) -> pd.DataFrame:
     """Past forecasts whose target time has a reading, with the seasonal-naive value."""
-    cur = conn.execute(_JOINED, {"start": start, "end": end, "kind": kind})
+    kinds, hours = season_table()
+    cur = conn.execute(_JOINED, {"start": start, "end": end, "kind": kind,
+                                 "season_kinds": kinds, "season_h": hours,
+                                 "season_other_h": season_hours("")})
     cols = [d.name for d in cur.description or []]
     frame = pd.DataFrame(cur.fetchall(), columns=cols)
     for c in ("p10", "p50", "p90", "actual", "naive", "horizon_h"):

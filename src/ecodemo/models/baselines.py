@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from ecodemo.cadence import season_hours
 from ecodemo.models.features import calendar_frame
 from ecodemo.models.panel import Panel
 from ecodemo.units import RENEWABLE_KINDS
@@ -38,9 +39,8 @@ def forward_fill(values: np.ndarray) -> np.ndarray:
 
 
 def season_steps(panel: Panel) -> int:
-    """Seasonal period in grid steps: a day for solar and wind, a week for transport."""
-    day = panel.steps_per_day
-    return day if panel.kind in RENEWABLE_KINDS else 7 * day
+    """Seasonal period in grid steps (:func:`ecodemo.cadence.season_hours`)."""
+    return panel.steps_for_hours(season_hours(panel.kind))
 
 
 def _targets(origins: np.ndarray, n_steps: int) -> np.ndarray:

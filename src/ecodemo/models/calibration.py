@@ -24,6 +24,12 @@ the output is a physical constant, not a forecast. A night target gets the senso
 level from training as p50 and the 10th-90th percentiles of its night readings as the band:
 zero width where nights read a constant 0, a narrow range where a regional aggregate reads small
 negatives. Night residuals are left out of the day cells' quantiles.
+
+Counts (a sensor whose training values are all whole numbers: bikes, vehicles): the quantity
+takes whole values only, so its p10 and p90 are too; the band is widened to the whole numbers
+around it (floor of p10, ceiling of p90). For sparse, small counts (a few bikes an hour) a band
+such as [0.3, 2.6] would otherwise miss every hour with 0 bikes, a third of the hours when the
+mean is about 1.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class ResidualBands:
     err_k: int = 0                                                # past forecasts; 0: off
     err_ref: dict[str, float] = field(default_factory=dict)       # typical recent error
     night: dict[str, list[float]] = field(default_factory=dict)   # sensor -> [q10, q50, q90]
+    counts: list[str] = field(default_factory=list)               # sensors with whole values
     night_min_count: int = 20
 
     def fit_night(self, values: np.ndarray, night: np.ndarray | None,
@@ -63,6 +70,13 @@ class ResidualBands:
             v = v[np.isfinite(v)]
             if len(v) >= self.night_min_count:
                 self.night[sid] = [float(x) for x in np.quantile(v, [0.1, 0.5, 0.9])]
+
+    def fit_counts(self, values: np.ndarray, sensor_ids: list[str]) -> None:
+        """Remember the sensors whose training ``values`` [time, sensor] are whole numbers."""
+        with np.errstate(invalid="ignore"):
+            whole = [(v := values[np.isfinite(values[:, j]), j]).size > 0
+                     and bool(np.all(v == np.round(v))) for j in range(values.shape[1])]
+        self.counts = [s for s, w in zip(sensor_ids, whole, strict=True) if w]
 
     def night_levels(self, sensor_ids: list[str]) -> np.ndarray:
         """[3, sensor] night q10/q50/q90 (NaN for a sensor without a night level)."""
@@ -157,13 +171,16 @@ class ResidualBands:
         mid = np.maximum(p50, floor)
         lo = np.minimum(np.maximum(lo, floor), mid)
         hi = np.maximum(hi, mid)
+        if self.counts:
+            whole = np.isin(sensor_ids, self.counts)[None, None, :]
+            lo, hi = np.where(whole, np.floor(lo), lo), np.where(whole, np.ceil(hi), hi)
         return self.apply_night(lo, mid, hi, night, sensor_ids)
 
     def state(self) -> dict[str, Any]:
         return {"lead_edges": self.lead_edges, "level_edges": self.level_edges,
                 "table": self.table, "pooled": self.pooled, "lower": self.lower,
                 "min_count": self.min_count, "err_k": self.err_k, "err_ref": self.err_ref,
-                "night": self.night}
+                "night": self.night, "counts": self.counts}
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> ResidualBands:
@@ -173,4 +190,4 @@ class ResidualBands:
                    # models saved before recent-error scaling: none (their bands as fitted)
                    err_k=int(d.get("err_k", 0)), err_ref=dict(d.get("err_ref", {})),
                    # models saved before night levels: none (their bands as fitted)
-                   night=dict(d.get("night", {})))
+                   night=dict(d.get("night", {})), counts=list(d.get("counts", [])))

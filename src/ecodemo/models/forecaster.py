@@ -166,6 +166,7 @@ class Forecaster:
                        {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])},
                        factor, night)
         self.bands.fit_night(panel.values[: train_end + 1], dark, ids)
+        self.bands.fit_counts(panel.values[: train_end + 1], ids)
         _, sel_p50, _ = self.bands.apply_night(p50, p50, p50, night, ids)
         self.selection = Selection(origins=origins, p50=sel_p50, actual=actual, night=night)
         self.train_start_ts = panel.times[first].isoformat()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ecodemo.cadence import infer_step
 from ecodemo.errors import ModelError
 from ecodemo.models.issued import IssuedWeather
 
@@ -99,15 +100,6 @@ class Panel:
         return h.hexdigest()
 
 
-def infer_step(ts: pd.Series) -> pd.Timedelta:
-    """The most common positive spacing between consecutive timestamps of the same sensor."""
-    diffs = ts.sort_values().diff().dropna()
-    diffs = diffs[diffs > pd.Timedelta(0)]
-    if diffs.empty:
-        raise ModelError("cannot infer the time step: fewer than two distinct timestamps")
-    return pd.Timedelta(diffs.mode().iloc[0])
-
-
 def _sensor_columns(sensor_id: pd.Series) -> tuple[list[str], np.ndarray]:
     """(sorted distinct sensor ids, each row's column among them); a categorical column is
     mapped through its codes (no per-row strings for millions of readings)."""
@@ -142,6 +134,8 @@ def panel_from_long(kind: str, frame: pd.DataFrame, sensors: list[SensorMeta] | 
     if step is None:
         first = frame["sensor_id"].iloc[0]
         step = infer_step(ts[frame["sensor_id"] == first])
+        if step is None:
+            raise ModelError("cannot infer the time step: fewer than two distinct timestamps")
     ids, col = _sensor_columns(frame["sensor_id"])
     by_id = {s.sensor_id: s for s in (sensors or [])}
     metas = tuple(by_id.get(i, SensorMeta(i)) for i in ids)

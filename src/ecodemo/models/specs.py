@@ -1,19 +1,63 @@
 """The ladder's specification (``models/specs/ladder.yaml``): rungs, tolerance, folds.
 
 Found next to the package when installed from a wheel (``ecodemo/_models_specs``), else in the
-repository's top-level ``models/specs``, else ``./models/specs``.
+repository's top-level ``models/specs``, else ``./models/specs``. Validated with pydantic; an
+error names the file and the field.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ecodemo.errors import ConfigError
 
 SPEC_FILE = "ladder.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Rung(_Strict):
+    """A rung: a no-AI baseline (its name says which) or a LightGBM model."""
+
+    type: Literal["baseline", "lightgbm"] = "baseline"
+    num_boost_round: int = Field(default=200, ge=1)
+    feature_set: Literal["small", "full"] = "full"
+    buckets_h: list[float] = Field(default=[1, 3, 6, 12, 24, 48], min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    max_rows: int | None = Field(default=None, ge=100)
+
+
+class Backtest(_Strict):
+    folds: int = Field(default=28, ge=1, description="test origins, one per day")
+    every_h: float = Field(default=24, gt=0)
+
+
+class Calibration(_Strict):
+    days: float = Field(default=21, gt=0, description="held-out window of the bands")
+    every_h: float = Field(default=6, gt=0)
+    recent_error_days: float = Field(default=3, ge=0)
+
+
+class LadderSpec(_Strict):
+    tolerance: float = Field(default=0.02, ge=0)
+    backtest: Backtest = Field(default_factory=Backtest)
+    calibration: Calibration = Field(default_factory=Calibration)
+    default: str
+    rungs: dict[str, Rung | None] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names(self) -> LadderSpec:
+        if "seasonal_naive" not in self.rungs:
+            raise ValueError("the ladder needs the 'seasonal_naive' rung (skill reference)")
+        if self.default not in self.rungs:
+            raise ValueError(f"field 'default' must name a rung, not '{self.default}'")
+        return self
 
 
 def specs_dir() -> Path:
@@ -26,26 +70,22 @@ def specs_dir() -> Path:
 
 
 def load_ladder_spec(path: Path | None = None) -> dict[str, Any]:
-    """Parse and check the ladder spec; errors name the file and field."""
+    """Parse and check the ladder spec; a plain dict (rungs keep only the keys the file sets,
+    a baseline rung may be empty). Errors name the file and field."""
     path = path or specs_dir() / SPEC_FILE
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the ladder spec: {exc}") from exc
-    if not isinstance(spec, dict) or not isinstance(spec.get("rungs"), dict) or not spec["rungs"]:
-        raise ConfigError(f"{path}: field 'rungs' must map rung names to their settings")
-    for name, rung in spec["rungs"].items():
-        kind = (rung or {}).get("type", "baseline")
-        if kind not in ("baseline", "lightgbm"):
-            raise ConfigError(f"{path}: rung '{name}': type must be baseline or lightgbm")
-    if "seasonal_naive" not in spec["rungs"]:
-        raise ConfigError(f"{path}: the ladder needs the 'seasonal_naive' rung (skill reference)")
-    spec.setdefault("tolerance", 0.02)
-    spec.setdefault("backtest", {}).setdefault("folds", 28)
-    spec["backtest"].setdefault("every_h", 24)
-    spec.setdefault("calibration", {}).setdefault("days", 21)
-    spec["calibration"].setdefault("every_h", 6)
-    spec["calibration"].setdefault("recent_error_days", 3)
-    if spec.get("default") not in spec["rungs"]:
-        raise ConfigError(f"{path}: field 'default' must name a rung")
-    return spec
+    try:
+        spec = LadderSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: field '{where}': {msg}" if where else f"{path}: {msg}"
+                          ) from None
+    out = spec.model_dump(exclude={"rungs"})
+    out["rungs"] = {name: (r.model_dump(exclude_unset=True) if r is not None else {})
+                    for name, r in spec.rungs.items()}
+    return out

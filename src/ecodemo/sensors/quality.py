@@ -25,6 +25,7 @@ import pandas as pd
 import psycopg
 from pvlib import solarposition
 
+from ecodemo.cadence import infer_step
 from ecodemo.store.ingest import CHECK_FLAGS_MASK
 
 FLAG_SPIKE = 8
@@ -49,13 +50,6 @@ class Thresholds:
 
 
 # --------------------------------------------------------------------------- detectors (pure)
-
-
-def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
-    if len(index) < 2:
-        return pd.Timedelta(hours=1)
-    diffs = pd.Series(index[1:] - index[:-1])
-    return pd.Timedelta(diffs.mode().iloc[0])
 
 
 def find_gaps(index: pd.DatetimeIndex, step: pd.Timedelta) -> list[tuple[pd.Timestamp,
@@ -160,7 +154,8 @@ def check_series(sensor_id: str, s: pd.Series, *, kind: str, latitude: float | N
     """Run every detector on one sensor's series (DatetimeIndex UTC, sorted)."""
     th = th or Thresholds()
     s = s.sort_index()
-    step = pd.Timedelta(resolution) if resolution else infer_step(s.index)
+    step = (pd.Timedelta(resolution) if resolution
+            else infer_step(s.index) or pd.Timedelta(hours=1))
     flags = np.zeros(len(s), np.int16)
     masks = {FLAG_SPIKE: spikes(s, step, th), FLAG_FLAT_LINE: flat_lines(s, kind, th),
              FLAG_UNIT_SUSPECT: unit_mixups(s, th),
