@@ -374,3 +374,21 @@ def test_ladder_spec_errors_name_the_file_and_field(tmp_path) -> None:
         with pytest.raises(ConfigError, match=r"ladder\.yaml: field '") as exc:
             load_ladder_spec(bad)
         assert "\n" not in str(exc.value)
+
+
+def test_count_bands_lie_on_whole_numbers_and_old_state_loads() -> None:
+    panel = _panel(days=40)                       # whole counts
+    origin = len(panel.times) - 49
+    f = Forecaster(SeasonalNaive(), horizon_h=48, cal_days=7)
+    f.fit(panel, origin)
+    assert f.bands.counts == panel.sensor_ids
+    p10, p50, p90 = f.predict(panel, np.array([origin]), 48)
+    assert (p10 == np.floor(p10)).all() and (p90 == np.ceil(p90)).all()
+    assert (p10 <= p50).all() and (p50 <= p90).all()
+    # a rate (not whole) keeps its band as fitted; a state saved before has no counts
+    rate = Panel(panel.kind, panel.times, panel.sensors, panel.values / 3.0, panel.step)
+    g = Forecaster(SeasonalNaive(), horizon_h=48, cal_days=7)
+    g.fit(rate, origin)
+    assert g.bands.counts == []
+    old = {k: v for k, v in f.bands.state().items() if k != "counts"}
+    assert ResidualBands.from_state(old).counts == []
