@@ -186,7 +186,7 @@ def test_whole_life_and_ranges_hand_checked(conn, runs, model) -> None:
     assert be["breakeven_value"] == pytest.approx(c_kg[0] / per_unit[0])
     assert be["breakeven_range"] == pytest.approx([c_kg[1] / per_unit[2], c_kg[2] / per_unit[1]])
     assert be["statement"].startswith(f"this service pays back if at least "
-                                      f"{c_kg[0] / per_unit[0]:.2%} of the forecast error")
+                                      f"{c_kg[0] / per_unit[0] * 100:.2g} % of the forecast error")
 
     balance.upsert_balance(conn, b)
     balance.upsert_balance(conn, b)  # upsert: still one row

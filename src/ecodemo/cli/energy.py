@@ -69,7 +69,9 @@ def evaluate(
             f"(selection {_fmt(b['selection_kwh'], 'kWh')}), avoided "
             f"{_fmt(b['avoided_kgco2e'], 'kgCO2e')} {_range(b['avoided_kgco2e_range'])}, net "
             f"{_fmt(b['net_kgco2e'], 'kgCO2e')} {_range(b['net_kgco2e_range'])}, payback "
-            f"{_fmt(b['payback_hours'], 'h', 3)} {_range(b['payback_hours_range'])}")
+            + ("never (the avoided CO2 does not exceed the running cost)"
+               if b["payback_hours"] is None and b["compute_kgco2e"] is not None
+               else f"{_fmt(b['payback_hours'], 'h', 3)} {_range(b['payback_hours_range'])}"))
         console.print(f"    {be['statement']}")
         for sec in b.get("secondary_counterfactuals") or []:
             console.print(f"    against {sec['counterfactual']}: avoided "

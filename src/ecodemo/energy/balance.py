@@ -334,8 +334,8 @@ def breakeven_statement(key: str, unit: str, value: float | None, used: float,
     if value is None:
         return f"no break-even value: {why_none}"
     if unit == "1":
-        return (f"this service pays back if at least {value:.2%} of the forecast error is "
-                f"acted on ({key}; assumed {used:.0%})")
+        return (f"this service pays back if at least {value * 100:.2g} % of the forecast error "
+                f"is acted on ({key}; assumed {used * 100:.3g} %)")
     return f"this service pays back if {key} is at least {value:.3g} {unit} (assumed {used:g})"
 
 

@@ -146,7 +146,7 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
             red.sensors.append({"sensor_id": sensor, "unit": unit, "horizons": len(deltas),
                                 "reduction": d})
     red.notes.append(
-        "backtest: no live forecasts with actuals yet, so the error reduction comes from the "
+        "backtest: the error reduction comes from the "
         f"latest rolling-origin backtest ({latest[0].date()} to {latest[1].date()}), MAE "
         f"averaged over horizons, baseline '{baseline}', applied to the accounting period")
     return red if red.sensors else None
