@@ -72,10 +72,18 @@ def target_balance(conn: psycopg.Connection, kind: str, model_id: str) -> dict[s
     }
 
 
-def _r(pair: list[float | None] | None, fmt: str) -> str:
+def _num(v: float, digits: int = 2, sign: bool = False) -> str:
+    """Fixed decimals for ordinary figures, significant figures for tiny ones (never -0.00)."""
+    if v != 0 and abs(v) < 10 ** -digits:
+        return f"{v:+.2g}" if sign else f"{v:.2g}"
+    return f"{v:+,.{digits}f}" if sign else f"{v:,.{digits}f}"
+
+
+def _r(pair: list[float | None] | None, digits: int = 2, sign: bool = False) -> str:
     if not pair:
         return ""
-    return " [" + " to ".join("never" if v is None else format(v, fmt) for v in pair) + "]"
+    return " [" + " to ".join("never" if v is None else _num(v, digits, sign)
+                              for v in pair) + "]"
 
 
 def closing_line(t: dict[str, Any]) -> str:
@@ -85,20 +93,20 @@ def closing_line(t: dict[str, Any]) -> str:
     kwh, sel = c.get("total_kwh"), c.get("selection_kwh")
     wh_range = [None if v is None else v * 1000 for v in c.get("total_kwh_range") or []]
     spent = ("n/a (not measured)" if kwh is None else
-             f"{kwh * 1000:.3f} Wh{_r(wh_range, '.3f')}"
-             + ("" if sel is None else f", of which selection {sel * 1000:.3f} Wh"))
+             f"{_num(kwh * 1000, 3)} Wh{_r(wh_range, 3)}"
+             + ("" if sel is None else f", of which selection {_num(sel * 1000, 3)} Wh"))
     if b.get("energy_effect") == "shifted":
-        energy = (f"shifts {b['shifted_kwh']:,.0f} kWh{_r(b.get('shifted_kwh_range'), ',.0f')} "
+        energy = (f"shifts {_num(b['shifted_kwh'], 0)} kWh{_r(b.get('shifted_kwh_range'), 0)} "
                   f"of balancing energy (not saved)" if b.get("shifted_kwh") is not None else "")
     else:
-        energy = (f"saves {b['avoided_kwh']:,.1f} kWh{_r(b.get('avoided_kwh_range'), ',.1f')}"
+        energy = (f"saves {_num(b['avoided_kwh'], 1)} kWh{_r(b.get('avoided_kwh_range'), 1)}"
                   if b.get("avoided_kwh") is not None else "")
     kg = b.get("avoided_kgco2e")
     avoided = ("" if kg is None else
-               f", avoids {kg:,.2f} kgCO2e{_r(b.get('avoided_kgco2e_range'), ',.2f')}")
+               f", avoids {_num(kg)} kgCO2e{_r(b.get('avoided_kgco2e_range'))}")
     net = t.get("net_kgco2e")
     net_s = ("net n/a" if net is None else
-             f"net {net:+,.2f} kgCO2e{_r(t.get('net_kgco2e_range'), '+,.2f')}")
+             f"net {_num(net, sign=True)} kgCO2e{_r(t.get('net_kgco2e_range'), sign=True)}")
     be = (b.get("breakeven") or {}).get("statement", "")
     return (f"  {t['kind']}: against {cf}: compute {spent}; {energy}{avoided}; {net_s}"
             + (f"; {be}" if be else "") + " (estimates; method and assumptions in summary.json)")
