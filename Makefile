@@ -3,8 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKDIR ?= demo-output
+# PostgreSQL (embedded) warns about a fallback when there is none (root, CI).
+export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
-.PHONY: demo test lint bench clean help
+# Debian packages the suite needs, one per line: adding one is adding a line.
+DEB_PACKAGES := \
+	python3-venv \
+	libgomp1 \
+	mosquitto \
+	chromium \
+	chromium-driver \
+	docker-compose
+
+# The store, migration, ingest, retention, dashboard-SQL and evaluate tests, run again on
+# TimescaleDB by `make test-timescaledb` (the ignored ones start embedded servers of their own).
+TIMESCALEDB_TESTS := tests/integration tests/reliability tests/deploy/test_db_roles.py \
+	tests/sensors/test_files.py tests/sensors/test_quality.py \
+	--ignore=tests/integration/test_cli_users.py --ignore=tests/reliability/test_db_outage.py \
+	--ignore=tests/reliability/test_dependency_audit.py
+
+.PHONY: demo test test-timescaledb deps lint bench clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,8 +42,30 @@ $(VENV)/.all: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.core  ## run the whole pipeline on the bundled real data (embedded PostgreSQL)
 	$(BIN)/ecodemo demo --workdir $(WORKDIR)
 
-test: $(VENV)/.all lint  ## install everything and run the whole suite (real PostgreSQL, Airflow...)
+deps:  ## install the missing Debian packages the suite needs (as root, else with sudo)
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' || echo $$p; \
+	done); \
+	[ -z "$$missing" ] && exit 0; \
+	missing=$$(echo $$missing); \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make test needs the Debian packages $$missing (no apt-get here: install their equivalents)" >&2; exit 1; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make test needs the Debian packages $$missing: run 'make deps' as root (no sudo here)" >&2; exit 1; fi; \
+	echo "installing Debian packages: $$missing"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+test: deps $(VENV)/.all lint  ## install everything and run the whole suite (real PostgreSQL, Airflow...)
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
 	$(BIN)/python -m pytest
+
+test-timescaledb: deps $(VENV)/.all  ## the database tests again on TimescaleDB (needs ECODEMO_TEST_DATABASE_URL)
+	@[ -n "$$ECODEMO_TEST_DATABASE_URL" ] || { echo "set ECODEMO_TEST_DATABASE_URL to a TimescaleDB server's maintenance database (.ci/timescaledb starts one)" >&2; exit 2; }
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
+	$(BIN)/python -m pytest $(TIMESCALEDB_TESTS)
 
 lint: $(VENV)/.all  ## ruff and mypy
 	$(BIN)/ruff check src tests dags benchmarks

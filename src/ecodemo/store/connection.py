@@ -42,7 +42,7 @@ class Database:
             raise DatabaseError(f"cannot connect to {self.label}: {first}") from exc
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without its password, for messages."""
     from psycopg.conninfo import conninfo_to_dict
 
@@ -91,7 +91,7 @@ def open_database(settings: Settings) -> Database:
     """Resolve the database to use: ``settings.database_url`` or the embedded server."""
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
-        return Database(url=url, label=_redact(url), embedded=False)
+        return Database(url=url, label=redact_url(url), embedded=False)
     key = settings.state_dir.resolve()
     if key not in _embedded_urls:
         _embedded_urls[key] = _start_embedded(settings.state_dir)

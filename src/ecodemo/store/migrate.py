@@ -1,10 +1,15 @@
 """Numbered SQL migrations shipped in ``ecodemo.store.migrations``.
 
-``NNN_name.sql`` runs in one transaction. When a twin ``NNN_name.timescale.sql`` exists and the
-``timescaledb`` extension is available on the server, the twin runs instead; a file whose first
-line is ``-- ecodemo: autocommit`` runs statement by statement outside a transaction (continuous
-aggregates require that). Both variants give the same table and view names, so the rest of the
-code does not care which one ran. An advisory lock serialises concurrent upgrades.
+``NNN_name.sql`` runs in one transaction. When the server offers and preloads the
+``timescaledb`` extension (see ``ecodemo.store.timescale``), a twin runs instead when it exists:
+``NNN_name.timescale.sql`` under the Timescale licence, ``NNN_name.apache.sql`` under the
+Apache-only licence (hypertables, no compression or continuous aggregates). A file whose first line
+is ``-- ecodemo: autocommit`` runs statement by statement outside a transaction (continuous
+aggregates require that). All variants give the same table and view names, so the rest of the code
+does not care which one ran. An advisory lock serialises concurrent upgrades.
+
+A server that offers the extension without preloading it is refused with one line saying how to
+fix it (rather than silently building plain tables that would stay plain once it is preloaded).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+
+from ecodemo.store import timescale
+from ecodemo.store.connection import redact_url
 
 _LOCK_KEY = 0x0EC0DE30  # pg_advisory_lock key for migrations
 _FILE_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -25,6 +33,19 @@ class Migration:
     name: str
     plain_sql: str
     timescale_sql: str | None
+    apache_sql: str | None = None
+
+    def variant_sql(self, variant: timescale.Variant) -> tuple[str, str]:
+        """(recorded variant, SQL) to run for a server's variant; the plain file when no twin."""
+        if variant == "timescaledb" and self.timescale_sql is not None:
+            return variant, self.timescale_sql
+        if variant == "timescaledb-apache" and self.apache_sql is not None:
+            return variant, self.apache_sql
+        return "plain", self.plain_sql
+
+    @property
+    def has_twin(self) -> bool:
+        return self.timescale_sql is not None or self.apache_sql is not None
 
 
 @dataclass(frozen=True)
@@ -32,7 +53,7 @@ class MigrationStatus:
     version: int
     name: str
     applied: bool
-    variant: str | None  # 'plain' | 'timescaledb' once applied
+    variant: str | None  # 'plain' | 'timescaledb' | 'timescaledb-apache' once applied
 
 
 def available_migrations() -> list[Migration]:
@@ -43,23 +64,36 @@ def available_migrations() -> list[Migration]:
         if not m:
             continue
         twin = pkg / entry.name.replace(".sql", ".timescale.sql")
+        apache = pkg / entry.name.replace(".sql", ".apache.sql")
         found.append(
             Migration(
                 version=int(m.group(1)),
                 name=m.group(2),
                 plain_sql=entry.read_text(encoding="utf-8"),
                 timescale_sql=twin.read_text(encoding="utf-8") if twin.is_file() else None,
+                apache_sql=apache.read_text(encoding="utf-8") if apache.is_file() else None,
             )
         )
     return found
 
 
 def timescaledb_available(conn: psycopg.Connection) -> bool:
-    """True when the server can load the timescaledb extension (installed or installable)."""
-    row = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-    ).fetchone()
-    return row is not None
+    """True when the server offers the timescaledb extension and preloads it (usable)."""
+    return timescale.detect(conn).usable
+
+
+def _server_variant(conn: psycopg.Connection, pending: list[Migration], url: str
+                    ) -> timescale.Variant:
+    """The variant pending migrations get; refuses a server that does not preload TimescaleDB."""
+    state = timescale.detect(conn)
+    wants_twin = any(m.has_twin for m in pending)
+    timescale.check_preloaded(state, creating=wants_twin, label=redact_url(url))
+    if not wants_twin or state.variant == "plain":
+        return state.variant
+    # The licence is definitive once the extension is loaded: an Apache-only build may leave
+    # timescaledb.license unset in the configuration.
+    conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    return timescale.detect(conn).variant
 
 
 def _ensure_table(conn: psycopg.Connection) -> None:
@@ -104,16 +138,13 @@ def upgrade(url: str) -> list[MigrationStatus]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
+            applied = {m.version for m in status(conn) if m.applied}
+            pending = [m for m in available_migrations() if m.version not in applied]
+            # Before creating anything: a refused server is left as it was found.
+            server_variant = _server_variant(conn, pending, url)
             _ensure_table(conn)
-            applied = _applied(conn)
-            use_timescale = timescaledb_available(conn)
-            for mig in available_migrations():
-                if mig.version in applied:
-                    continue
-                if use_timescale and mig.timescale_sql is not None:
-                    variant, sql = "timescaledb", mig.timescale_sql
-                else:
-                    variant, sql = "plain", mig.plain_sql
+            for mig in pending:
+                variant, sql = mig.variant_sql(server_variant)
                 if sql.lstrip().startswith("-- ecodemo: autocommit"):
                     for stmt in _statements(sql):
                         conn.execute(stmt.encode())
@@ -136,16 +167,21 @@ def upgrade(url: str) -> list[MigrationStatus]:
 
 
 def set_retention(conn: psycopg.Connection, days: int) -> str:
-    """Drop raw readings older than ``days``. TimescaleDB: a retention policy; plain: a DELETE.
+    """Drop raw readings older than ``days``. TimescaleDB: a retention policy; Apache-only
+    licence (no policies): ``drop_chunks`` now; plain: a DELETE now.
 
     The continuous aggregate refreshes only the last 7 days, so retention must be longer.
     """
     if days <= 7:
         raise ValueError("retention must exceed the 7-day aggregate refresh window")
-    has_ext = conn.execute(
-        "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
-    ).fetchone()
-    if has_ext:
+    state = timescale.detect(conn)
+    if state.installed_version and state.apache_only:
+        cur = conn.execute(
+            "SELECT drop_chunks('readings', older_than => make_interval(days => %s))", (days,))
+        n = len(cur.fetchall())
+        return (f"dropped {n} chunk(s) of readings older than {days} days (TimescaleDB Apache "
+                "licence has no retention policy: run this command on a schedule)")
+    if state.installed_version:
         conn.execute(
             "SELECT add_retention_policy('readings', make_interval(days => %s), "
             "if_not_exists => true)",

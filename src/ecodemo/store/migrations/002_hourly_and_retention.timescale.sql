@@ -1,5 +1,5 @@
 -- ecodemo: autocommit
--- TimescaleDB variant (run instead of the plain file when the extension is available).
+-- TimescaleDB variant (run instead of the plain file when the extension is preloaded, Timescale licence).
 -- Statements run one by one outside a transaction: continuous aggregates require it.
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 SELECT create_hypertable('readings', by_range('ts', INTERVAL '7 days'), migrate_data => true, if_not_exists => true);
