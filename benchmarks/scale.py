@@ -1,12 +1,13 @@
 """Metropolitan scale on one small machine: 1,000 sensors x 1 year hourly (8.76 M readings).
 
 Usage: ``python benchmarks/scale.py [--sensors N] [--days D] [--only ingest|dashboards]
-[--keep DIR]``
+[--keep DIR] [--database-url URL [--plain]]``
 
 Starts a fresh embedded PostgreSQL in a temporary directory (the same wheel ecodemo uses by
-default), simulates the fleet with ``ecodemo.sensors.simulator`` (its default kinds in turn, over
-mainland France), writes it as a long-format CSV, then measures, through ecodemo's own stage
-functions:
+default), or uses the server of ``--database-url`` (a maintenance database URL of a role with
+CREATEDB; the database ``scale`` there is dropped and recreated), simulates the fleet with
+``ecodemo.sensors.simulator`` (its default kinds in turn, over mainland France), writes it as
+a long-format CSV, then measures, through ecodemo's own stage functions:
 
 * ingest: ``ingest_csv`` of the whole file (validated, committed rows), and the re-ingest of
   the unchanged file (every row compared, nothing written);
@@ -14,6 +15,11 @@ functions:
   time and the energy CodeCarbon reports (estimated on machines without RAPL counters);
 * forecasting: ``ecodemo.models.stages.forecast``, 48 h ahead for every sensor of every kind;
 * evaluation: ``ecodemo.energy.stages.evaluate``;
+* on TimescaleDB (Timescale licence), right after the ingest: the full refresh of the hourly
+  continuous aggregate ``readings_hourly``, then one run of the compression policy's own job
+  (it compresses every chunk older than 30 days: the whole simulated year, as a deployment's
+  history would be) with the compression ratio; the later stages then read compressed chunks,
+  as they would in production. ``--plain`` builds the plain schema on the same server instead;
 * every dashboard panel query, expanded as Grafana does, best of 3 (``--only dashboards``
   skips training, forecasting and evaluation: the territory panels then anchor on the last
   reading, which is where ``forecast`` issues by default).
@@ -46,8 +52,8 @@ from pydantic import SecretStr
 
 from ecodemo.config import Settings
 from ecodemo.sensors.simulator import UNIT_OF_KIND, fleet, simulate_sensors, to_ingest_table
-from ecodemo.store import migrate
-from ecodemo.store.connection import _start_embedded
+from ecodemo.store import migrate, timescale
+from ecodemo.store.connection import _start_embedded, redact_url
 from ecodemo.store.ingest import ingest_csv
 from ecodemo.store.sites import Site, register_sites
 
@@ -78,19 +84,24 @@ def _timed(label: str, fn: Callable[[], Any]) -> tuple[Any, float] | None:
     return out, time.perf_counter() - t0
 
 
-def setup(n_sensors: int, days: int, keep: Path | None) -> tuple[Settings, Path, int]:
+def setup(n_sensors: int, days: int, keep: Path | None, database_url: str | None,
+          plain: bool) -> tuple[Settings, Path, int]:
     """A fresh server and database, the fleet's sites, and the simulated CSV file."""
     state = keep or Path(tempfile.mkdtemp(prefix="ecodemo-scale-"))
     if keep is None:
         # atexit runs last-registered first: this runs after the wheel has stopped the server
         atexit.register(shutil.rmtree, state, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
-    admin_url = make_conninfo(_start_embedded(state), dbname="postgres")
+    admin_url = database_url or make_conninfo(_start_embedded(state), dbname="postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute('DROP DATABASE IF EXISTS "scale" WITH (FORCE)')
         conn.execute('CREATE DATABASE "scale"')
+        version = _scalar(conn, "SHOW server_version")
     url = make_conninfo(admin_url, dbname="scale")
-    migrate.upgrade(url)
+    migrate.upgrade(url, use_timescaledb=not plain)
+    with psycopg.connect(url) as conn:
+        print(f"database: {redact_url(url)}, PostgreSQL {version}; "
+              f"{timescale.detect(conn).describe()}")
     settings = Settings(database_url=SecretStr(url), state_dir=state / "state",
                         models_dir=state / "models", num_threads=2)
     sensors = fleet(n_sensors, seed=1)
@@ -128,6 +139,53 @@ def bench_ingest(settings: Settings, data: Path, n: int) -> None:
               f"< {TARGET_INGEST_S:.0f} s", _verdict(s, TARGET_INGEST_S))
     lost = n - stored
     _line("rows lost (generated - stored)", f"{lost:,}", "0", "met" if lost == 0 else "MISSED")
+
+
+def _scalar(conn: psycopg.Connection, sql: str) -> Any:
+    row = conn.execute(sql.encode()).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def bench_timescaledb(settings: Settings) -> None:
+    """Continuous-aggregate refresh and compression figures (TimescaleDB, Timescale licence)."""
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        state = timescale.detect(conn)
+        if not state.installed_version or state.apache_only:
+            print("\ncontinuous aggregate and compression: n/a (" + state.describe() + ")")
+            return
+        print("\nTimescaleDB: continuous aggregate and compression")
+        res = _timed("refresh readings_hourly", lambda: conn.execute(
+            "CALL refresh_continuous_aggregate('readings_hourly', NULL, NULL)"))
+        if res is not None:
+            n = _scalar(conn, "SELECT count(*) FROM readings_hourly")
+            _line(f"full refresh of readings_hourly ({n:,} hourly rows)", f"{res[1]:.1f} s", "")
+        row = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE "
+                           "proc_name = 'policy_compression' AND hypertable_name = 'readings'"
+                           ).fetchone()
+        if row is None:
+            print("  no compression policy on readings: nothing to measure")
+            return
+        job_id = row[0]
+        before = _scalar(conn, "SELECT hypertable_size('readings')")
+        res = _timed("compression policy", lambda: conn.execute("CALL run_job(%s)", (job_id,)))
+        if res is None:
+            return
+        stats = conn.execute(
+            "SELECT total_chunks, number_compressed_chunks, before_compression_total_bytes, "
+            "after_compression_total_bytes FROM hypertable_compression_stats('readings')"
+        ).fetchone()
+        after = _scalar(conn, "SELECT hypertable_size('readings')")
+        assert stats is not None
+        chunks, done, raw_b, packed_b = stats
+        _line(f"compression policy run ({done} of {chunks} chunks compressed)",
+              f"{res[1]:.1f} s", "")
+        if raw_b and packed_b:
+            _line(f"  compressed chunks: {raw_b / 1e6:,.0f} MB -> {packed_b / 1e6:,.1f} MB",
+                  f"{raw_b / packed_b:.1f} x", "")
+        _line(f"  readings, table + indexes: {before / 1e6:,.0f} MB -> {after / 1e6:,.1f} MB",
+              f"{before / after:.1f} x", "")
 
 
 def _kinds(settings: Settings) -> list[str]:
@@ -226,12 +284,19 @@ def main() -> None:
                         "queries (no training, forecasting or evaluation).")
     parser.add_argument("--keep", type=Path, default=None,
                         help="Keep the server, data and models in this folder.")
+    parser.add_argument("--database-url", default=os.environ.get("ECODEMO_BENCH_DATABASE_URL"),
+                        help="Maintenance database URL of an external server (e.g. TimescaleDB; "
+                        "a role with CREATEDB) instead of a fresh embedded PostgreSQL; default "
+                        "$ECODEMO_BENCH_DATABASE_URL. The database 'scale' there is recreated.")
+    parser.add_argument("--plain", action="store_true",
+                        help="Plain PostgreSQL schema even where TimescaleDB is offered.")
     args = parser.parse_args()
     print(f"ecodemo scale benchmark: {args.sensors:,} sensors x {args.days} days hourly; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    settings, data, n = setup(args.sensors, args.days, args.keep)
+    settings, data, n = setup(args.sensors, args.days, args.keep, args.database_url, args.plain)
     bench_ingest(settings, data, n)
+    bench_timescaledb(settings)
     if args.only is None:
         bench_models(settings)
         bench_evaluate(settings)

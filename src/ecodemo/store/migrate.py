@@ -82,12 +82,14 @@ def timescaledb_available(conn: psycopg.Connection) -> bool:
     return timescale.detect(conn).usable
 
 
-def _server_variant(conn: psycopg.Connection, pending: list[Migration], url: str
-                    ) -> timescale.Variant:
+def _server_variant(conn: psycopg.Connection, pending: list[Migration], url: str,
+                    use_timescaledb: bool) -> timescale.Variant:
     """The variant pending migrations get; refuses a server that does not preload TimescaleDB."""
     state = timescale.detect(conn)
-    wants_twin = any(m.has_twin for m in pending)
+    wants_twin = use_timescaledb and any(m.has_twin for m in pending)
     timescale.check_preloaded(state, creating=wants_twin, label=redact_url(url))
+    if not use_timescaledb:
+        return "plain"
     if not wants_twin or state.variant == "plain":
         return state.variant
     # The licence is definitive once the extension is loaded: an Apache-only build may leave
@@ -132,8 +134,11 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*\n", body + "\n") if s.strip()]
 
 
-def upgrade(url: str) -> list[MigrationStatus]:
-    """Apply pending migrations; idempotent. Returns the migrations applied by this call."""
+def upgrade(url: str, *, use_timescaledb: bool = True) -> list[MigrationStatus]:
+    """Apply pending migrations; idempotent. Returns the migrations applied by this call.
+
+    ``use_timescaledb=False`` builds the plain variant even where TimescaleDB is offered (the
+    scale benchmark compares both on one server)."""
     done: list[MigrationStatus] = []
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -141,7 +146,7 @@ def upgrade(url: str) -> list[MigrationStatus]:
             applied = {m.version for m in status(conn) if m.applied}
             pending = [m for m in available_migrations() if m.version not in applied]
             # Before creating anything: a refused server is left as it was found.
-            server_variant = _server_variant(conn, pending, url)
+            server_variant = _server_variant(conn, pending, url, use_timescaledb)
             _ensure_table(conn)
             for mig in pending:
                 variant, sql = mig.variant_sql(server_variant)
