@@ -33,6 +33,7 @@ def catalogue_for(base_url: str, folder: Path, **source_overrides: dict[str, Any
         if src["connector"] == "open_meteo":
             params["archive_url"] = f"{base_url}/v1/archive"
             params["forecast_url"] = f"{base_url}/v1/forecast"
+            params["previous_runs_url"] = f"{base_url}/previous-runs/v1/forecast"
         params.update(source_overrides.get(name, {}))
     path = folder / "catalogue.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
@@ -44,7 +45,7 @@ def server_state() -> ServerState:
     return ServerState(datasets={d: load_dataset(d) for d in DATASETS},
                        open_meteo={k: json.loads((PAYLOADS / "open-meteo" / f"{k}.json")
                                                  .read_text(encoding="utf-8"))
-                                   for k in ("archive", "forecast")})
+                                   for k in ("archive", "forecast", "previous-runs")})
 
 
 @pytest.fixture()

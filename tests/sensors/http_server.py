@@ -134,8 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"total_count": len(rows), "results": rows[offset:offset + limit]}
             self._send(200, json.dumps(body).encode())
             return
-        if url.path in ("/v1/archive", "/v1/forecast"):
-            doc = st.open_meteo.get(url.path.rsplit("/", 1)[1])
+        if url.path in ("/v1/archive", "/v1/forecast", "/previous-runs/v1/forecast"):
+            name = "previous-runs" if url.path.startswith("/previous-runs/") else \
+                url.path.rsplit("/", 1)[1]
+            doc = st.open_meteo.get(name)
             if doc is None:
                 self._send(404, b'{"error":true,"reason":"Not Found"}')
                 return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -114,3 +114,31 @@ def test_forecasts_are_kept_as_issued_never_overwritten(conn, server, server_sta
         (station,)).fetchall()
     assert [k[0] for k in kept] == [first, later]
     assert kept[0][1] < 99.0 and kept[1][1] == 99.0
+
+
+def test_backfill_from_previous_runs_is_as_issued(conn, server, server_state,
+                                                  tmp_path) -> None:
+    """Recorded Previous Runs answer (``<variable>_previous_day1/2``) from the local server."""
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"sites": ["paris-road-376-flow"]}})
+    register_catalogue(conn, cat)
+    station = "open-meteo:paris-road-376-flow"
+    res = open_meteo.backfill_forecasts(conn, cat, "open-meteo", start=START.date(),
+                                        end=END.date())
+    # 72 hours x 6 variables x 2 runs, minus the null temperature of the last hour in each
+    assert res["stations"][station] == 2 * 431
+    q = server_state.requests[-1][1]
+    assert "temperature_2m_previous_day2" in q["hourly"].split(",")
+    ages = dict(conn.execute(
+        """SELECT valid_at - issued_at, count(*) FROM weather_forecasts WHERE station_id = %s
+           GROUP BY 1""", (station,)).fetchall())
+    assert ages == {timedelta(days=1): 431, timedelta(days=2): 431}
+    day1, day2 = (conn.execute(
+        """SELECT value FROM weather_forecasts WHERE station_id = %s AND variable = 'temp_c'
+           AND valid_at = %s AND valid_at - issued_at = %s""",
+        (station, START, timedelta(days=n))).fetchone()[0] for n in (1, 2))
+    doc = server_state.open_meteo["previous-runs"]["hourly"]
+    assert (day1, day2) == (doc["temperature_2m_previous_day1"][0],
+                            doc["temperature_2m_previous_day2"][0])
+    again = open_meteo.backfill_forecasts(conn, cat, "open-meteo", start=START.date(),
+                                          end=END.date())
+    assert again["written"] == 0

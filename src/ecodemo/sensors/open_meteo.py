@@ -217,3 +217,58 @@ def ingest(conn: psycopg.Connection, cat: Catalogue, source: str, *,
             http.close()
     out["written"] = sum(c["written"] for c in out["stations"].values())
     return out
+
+
+def parse_previous_runs(payload: Any, *, station: str, variables: tuple[str, ...],
+                        days: tuple[int, ...], source: str) -> pd.DataFrame:
+    """A Previous Runs answer -> rows of ``weather_forecasts`` (station_id, variable,
+    issued_at, valid_at, value): ``<variable>_previous_day<N>`` at hour h was forecast N days
+    before h, so issued_at = h - N days. Pure; errors as :func:`parse_hourly`."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("hourly"), dict):
+        return parse_hourly(payload, station=station, variables=variables, source=source)
+    frames = []
+    for n in days:
+        # the run N days back, read as a plain hourly answer of the base variables
+        hourly = {"time": payload["hourly"].get("time")}
+        units = {}
+        for var in variables:
+            key = f"{var}_previous_day{n}"
+            if key not in payload["hourly"]:
+                raise SourceError(f"{source}: field 'hourly.{key}' missing from the answer")
+            hourly[var] = payload["hourly"][key]
+            units[var] = (payload.get("hourly_units") or {}).get(key, VARIABLES[var][1])
+        run = parse_hourly({**payload, "hourly": hourly, "hourly_units": units},
+                           station=station, variables=variables, source=source)
+        frames.append(pd.DataFrame({
+            "station_id": run["station_id"], "variable": run["variable"],
+            "issued_at": run["ts"] - pd.Timedelta(days=n), "valid_at": run["ts"],
+            "value": run["value"]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def backfill_forecasts(conn: psycopg.Connection, cat: Catalogue, source: str, *, start: date,
+                       end: date, client: httpx.Client | None = None) -> dict[str, Any]:
+    """Past forecasts as issued for each site of the source, from the Previous Runs API
+    (``previous_run_days`` runs back), into ``weather_forecasts``; existing issues are kept as
+    they are, so a rerun writes nothing."""
+    p = cat.source_params.get(source)
+    if not isinstance(p, OpenMeteoParams):
+        raise ConfigError(f"{cat.path}: source '{source}' is not an open_meteo source")
+    http = client or make_client(p.timeout_s)
+    out: dict[str, Any] = {"source": source, "stations": {}}
+    try:
+        for site in _sites(cat, p):
+            st = station_id(site.site_id)
+            q = request_params(site, p, start=start, end=end)
+            q["hourly"] = ",".join(f"{v}_previous_day{n}" for v in p.variables
+                                   for n in p.previous_run_days)
+            payload = fetch_hourly(http, p.previous_runs_url, q, source=source,
+                                   retries=p.retries)
+            frame = parse_previous_runs(payload, station=st, variables=p.variables,
+                                        days=p.previous_run_days, source=source)
+            out["stations"][st] = insert_forecasts(conn, frame, "open-meteo:previous-runs")
+    finally:
+        if client is None:
+            http.close()
+    out["written"] = sum(out["stations"].values())
+    return out

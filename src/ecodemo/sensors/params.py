@@ -51,6 +51,9 @@ class OpenMeteoParams(_Params):
 
     archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
     forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+    previous_runs_url: str = "https://previous-runs-api.open-meteo.com/v1/forecast"
+    previous_run_days: tuple[int, ...] = Field(
+        default=(1, 2), description="Backfill of forecasts as issued: runs N days before.")
     mode: Literal["archive", "forecast", "auto"] = Field(
         default="auto", description="auto: archive up to 5 days ago, forecast after.")
     variables: tuple[str, ...] = (
