@@ -1,7 +1,7 @@
 """Ingestion throughput on the Paris bike counters file, side by side with two references.
 
 Usage: ``python benchmarks/ingest.py [--data DIR] [--executemany-sample N] [--repeat K]
-[--compare-with OLD/ingest.py]``
+[--compare-with OLD_INGEST]``
 
 Starts a fresh embedded PostgreSQL (the same wheel ecodemo uses by default) in a temporary
 directory, registers ``sites.csv`` and prints, for the same 460,879 rows:
@@ -13,8 +13,9 @@ directory, registers ``sites.csv`` and prints, for the same 460,879 rows:
 * plain psycopg ``executemany`` INSERT into the same kind of table, on the first N rows
   (default 50,000) and extrapolated to rows/s (it is too slow to run on everything).
 
-``--compare-with`` also runs ``ingest_csv`` of another version of ``ecodemo/store/ingest.py``
-(e.g. ``git show main:src/ecodemo/store/ingest.py > /tmp/old_ingest.py``), under the same load.
+``--compare-with`` also runs ``ingest_csv`` of another version of ``ecodemo/store/ingest/`` (a
+copy of the package folder, e.g. ``git archive main src/ecodemo/store/ingest | tar -x -C /tmp``,
+or a single-file ``ingest.py`` from before the split), under the same load.
 With ``--repeat K`` each measure runs K times (fresh tables each time) and the median is shown:
 the machine is shared, so single runs are noisy. Targets (issue 2): ecodemo >= 1,000,000 rows/s,
 >= 1/3 of raw COPY, >= 10x executemany; re-ingest at least as fast as the first ingest.
@@ -116,7 +117,13 @@ def bench_copy_no_key(url: str, payload: bytes) -> float:
 
 
 def _load_module(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("ecodemo_ingest_compared", path)
+    """Another version of the ingestion: a copy of the ``ecodemo/store/ingest/`` package folder,
+    or a single-module ``ingest.py`` (versions before the package split)."""
+    if path.is_dir():
+        spec = importlib.util.spec_from_file_location(
+            "ecodemo_ingest_compared", path / "__init__.py", submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location("ecodemo_ingest_compared", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads
@@ -149,7 +156,8 @@ def main() -> int:
                         help="rows used for the executemany reference (extrapolated)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measure (median shown)")
     parser.add_argument("--compare-with", type=Path, default=None,
-                        help="another version of ecodemo/store/ingest.py to time as well")
+                        help="another version of ecodemo/store/ingest/ (folder) or of the "
+                             "old single-file ingest.py to time as well")
     args = parser.parse_args()
     if not (args.data / BIKE_FILE).is_file():
         print(f"missing {args.data / BIKE_FILE}; pass --data", file=sys.stderr)

@@ -1,0 +1,200 @@
+"""Writing validated batches: classify against the stored rows, COPY the new ones, upsert the
+changed ones, quarantine the rejected ones; one transaction per batch."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+
+from ecodemo.errors import DatabaseError
+
+from .binary_copy import PG_EPOCH_US, copy_payload, readings_payload_chunks, sensor_runs
+from .records import CHECK_FLAGS_MASK, IngestCounts, Rejected, SensorInfo, load_sensors, one_line
+from .validation import ValidatedBatch, validate
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Per batch, in one transaction:
+#   1. fetch the stored rows of the batch's (sensor, [first ts, last ts]) ranges, packed by the
+#      server into one bytea per sensor (an index range scan; nothing when the range is empty);
+#   2. classify each validated row on the client with NumPy: new, changed or unchanged;
+#   3. new rows: binary COPY straight into ``readings`` (as fast as a raw COPY), inside a
+#      savepoint. If a concurrent ingest inserted some of them meanwhile, the unique key makes
+#      the COPY fail; the savepoint is rolled back and those rows take the upsert path;
+#   4. changed rows (and new rows whose COPY lost a race): binary COPY into a temporary staging
+#      table, then one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE value IS DISTINCT`` that
+#      counts what it inserted and updated. Unchanged rows are never written, so a re-ingest of
+#      unchanged data only reads.
+# Rows are sorted by (sensor, ts) in every statement, so overlapping ingests lock rows in the
+# same order; a deadlock or serialisation failure retries the whole batch.
+
+# LATERAL: one index range scan per sensor, whatever else the table holds (a plain join let
+# the planner hash-join a sequential scan of all readings). Bounds are exact timestamptz values.
+_FETCH_EXISTING = """
+SELECT q.i::int4, s.n, s.packed
+FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[])
+     WITH ORDINALITY AS q(sensor_id, lo, hi, i)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n,
+           string_agg(timestamptz_send(r.ts) || float8send(r.value)
+                      || int2send(r.quality_flags), ''::bytea) AS packed
+    FROM readings r
+    WHERE r.sensor_id = q.sensor_id AND r.ts BETWEEN q.lo AND q.hi) s
+WHERE s.n > 0
+"""
+#: One stored row as packed by _FETCH_EXISTING: ts (us since 2000), value, quality_flags.
+_STORED_DTYPE = np.dtype([("ts", ">i8"), ("val", ">f8"), ("flags", ">i2")])
+
+_UPSERT = """
+WITH up AS (
+    INSERT INTO readings (sensor_id, ts, value, quality_flags)
+    SELECT (%s::text[])[s.sensor_idx], s.ts, s.value, s.flags FROM _ecodemo_stage s
+    ON CONFLICT (sensor_id, ts) DO UPDATE
+        SET value = EXCLUDED.value,
+            quality_flags = EXCLUDED.quality_flags | CASE
+                WHEN readings.value IS DISTINCT FROM EXCLUDED.value THEN 0
+                ELSE readings.quality_flags & 216 END,  -- CHECK_FLAGS_MASK
+            ingested_at = now()
+        WHERE readings.value IS DISTINCT FROM EXCLUDED.value
+           OR (readings.quality_flags & ~216)
+              IS DISTINCT FROM EXCLUDED.quality_flags
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+"""
+assert CHECK_FLAGS_MASK == 216, "update the literal in _UPSERT"
+
+
+def classify(conn: psycopg.Connection, batch: ValidatedBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Compare a batch with what is stored: (new rows mask, changed rows mask).
+
+    Reads only the stored rows within each sensor's [first, last] timestamp of the batch.
+    """
+    new = np.ones(batch.n_good, dtype=bool)
+    changed = np.zeros(batch.n_good, dtype=bool)
+    groups = list(sensor_runs(batch.idx))
+    if not groups:
+        return new, changed
+    names = [batch.sensor_ids[i - 1] for i, _, _ in groups]
+    lo = [_EPOCH + timedelta(microseconds=int(batch.ts_us[a])) for _, a, _ in groups]
+    hi = [_EPOCH + timedelta(microseconds=int(batch.ts_us[b - 1])) for _, _, b in groups]
+    cur = conn.cursor(binary=True)
+    for g, count, packed in cur.execute(_FETCH_EXISTING, (names, lo, hi)):
+        _, a, b = groups[g - 1]
+        stored = np.frombuffer(packed, dtype=_STORED_DTYPE, count=count)
+        stored = stored[np.argsort(stored["ts"], kind="stable")]
+        ts = batch.ts_us[a:b] - PG_EPOCH_US
+        pos = np.minimum(np.searchsorted(stored["ts"], ts), count - 1)
+        hit = stored["ts"][pos] == ts
+        # Bits the quality checks set later are not the source's: ignore them, as _UPSERT does.
+        same = hit & (stored["val"][pos] == batch.value[a:b]) \
+            & ((stored["flags"][pos] & ~CHECK_FLAGS_MASK) == batch.flags[a:b])
+        new[a:b] = ~hit
+        changed[a:b] = hit & ~same
+    return new, changed
+
+
+def _upsert_rows(conn: psycopg.Connection, batch: ValidatedBatch, rows: np.ndarray
+                 ) -> tuple[int, int]:
+    """Staging COPY + one upsert for ``rows``; returns (inserted, updated). In caller's txn."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _ecodemo_stage (sensor_idx int4, "
+        "ts timestamptz, value float8, flags int2) ON COMMIT DELETE ROWS"
+    )
+    conn.execute("TRUNCATE _ecodemo_stage")
+    with conn.cursor().copy("COPY _ecodemo_stage FROM STDIN (FORMAT BINARY)") as cp:
+        cp.write(copy_payload(batch, rows))
+    row = conn.execute(_UPSERT, (batch.sensor_ids,)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _copy_new_rows(conn: psycopg.Connection, batch: ValidatedBatch, rows: np.ndarray) -> bool:
+    """COPY rows believed new straight into readings; False if one exists (lost a race)."""
+    try:
+        with conn.transaction(), conn.cursor().copy(
+            "COPY readings (sensor_id, ts, value, quality_flags) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            for chunk in readings_payload_chunks(batch, rows):
+                cp.write(chunk)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
+def quarantine_rows(conn: psycopg.Connection, source: str, rejected: list[Rejected]) -> int:
+    """Store rejected rows (idempotent on source, line, raw row and reason). In caller's txn."""
+    if not rejected:
+        return 0
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _ecodemo_qstage (line_no bigint, sensor_id text, "
+        "raw text, reason text) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor().copy("COPY _ecodemo_qstage FROM STDIN") as cp:
+        for r in rejected:
+            # Text COPY cannot carry NUL bytes; keep everything else as it came.
+            cp.write_row((r.line_no, r.sensor_id and r.sensor_id.replace("\x00", "\\0"),
+                          r.raw.replace("\x00", "\\0"), r.reason.replace("\x00", "\\0")))
+    conn.execute(
+        "INSERT INTO quarantine (source, line_no, sensor_id, raw, reason) "
+        "SELECT %s, line_no, sensor_id, raw, reason FROM _ecodemo_qstage "
+        "ON CONFLICT (row_key) DO NOTHING",
+        (source,),
+    )
+    return len(rejected)
+
+
+def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
+                *, retries: int = 5) -> IngestCounts:
+    """Write one validated batch and quarantine its rejects, in one transaction."""
+    counts = IngestCounts(read=batch.n_good + len(batch.rejected))
+    inserted = updated = 0
+    for attempt in range(retries):
+        try:
+            with conn.transaction():
+                inserted = updated = 0
+                if batch.n_good:
+                    new, changed = classify(conn, batch)
+                    slow = changed
+                    if new.any():
+                        if _copy_new_rows(conn, batch, np.flatnonzero(new)):
+                            inserted = int(new.sum())
+                        else:
+                            slow = changed | new
+                    if slow.any():
+                        ins, updated = _upsert_rows(conn, batch, np.flatnonzero(slow))
+                        inserted += ins
+                quarantine_rows(conn, source, batch.rejected)
+            break
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == retries - 1:
+                raise
+            time.sleep(0.05 * (2**attempt))
+        except psycopg.OperationalError as exc:
+            # libpq's messages span lines ("server closed the connection unexpectedly\n\tThis
+            # probably means..."): the CLI prints one line, so fold them.
+            raise DatabaseError(f"ingestion of {source} interrupted: {one_line(exc)}") from exc
+    counts.inserted, counts.updated = inserted, updated
+    counts.unchanged = batch.n_good - inserted - updated
+    counts.quarantined = len(batch.rejected)
+    for r in batch.rejected:
+        key = r.reason.split("'")[0].strip() if "'" in r.reason else r.reason
+        counts.reasons[key] = counts.reasons.get(key, 0) + 1
+    return counts
+
+
+def ingest_table(conn: psycopg.Connection, table: pa.Table, source: str,
+                 sensors: dict[str, SensorInfo] | None = None, *, first_line: int = 2,
+                 id_column: str = "site_id") -> IngestCounts:
+    """Validate and write an in-memory long-format table (used by connectors)."""
+    if sensors is None:
+        sensors = load_sensors(conn)
+    t0 = time.perf_counter()
+    counts = write_batch(conn, validate(table, sensors, first_line=first_line,
+                                        id_column=id_column), source)
+    counts.seconds = time.perf_counter() - t0
+    return counts
