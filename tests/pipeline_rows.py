@@ -1,6 +1,6 @@
 """A store filled by the real demo pipeline, shared by the dashboard, report and demo tests.
 
-``ecodemo.pipeline.run_demo`` runs once per test session on its own database: the bundled
+``ecodemo.demo.run_demo`` runs once per test session on its own database: the bundled
 snapshot ingested, the model ladder, the replayed week of past forecasts, training, the 48 h
 forecast, the evaluation and the balance, the dashboards and the report. Nothing is faked.
 """
@@ -35,7 +35,7 @@ def demo_store(pg_admin_url: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilledStore]:
     """Run the demo pipeline once into a fresh database (the session fixture ``filled_store``
     in tests/conftest.py)."""
-    from ecodemo.pipeline import run_demo
+    from ecodemo.demo import run_demo
 
     name = f"demo_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as c:

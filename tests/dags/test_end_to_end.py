@@ -9,25 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 TABLES = ("readings", "models", "forecasts", "compute_runs", "evaluations")
-
-
-def _missing_stages() -> list[str]:
-    missing = []
-    for module in ("ecodemo.models.stages", "ecodemo.energy.stages"):
-        try:
-            if find_spec(module) is None:
-                missing.append(module)
-        except ModuleNotFoundError:
-            missing.append(module)
-    return missing
 
 
 def _counts(db_url: str) -> dict[str, int]:
@@ -43,12 +30,7 @@ def _assert_all_succeeded(run: dict[str, Any], log: str) -> None:
 
 
 def test_dags_end_to_end_on_the_snapshot(run_dags: Callable[..., dict[str, Any]], db_url: str,
-                                         tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    missing = _missing_stages()
-    if missing:
-        # Written against the stage contract; runs for real as soon as the stages are merged.
-        request.applymarker(pytest.mark.xfail(
-            reason=f"stage modules not merged yet: {', '.join(missing)}", strict=False))
+                                         tmp_path: Path) -> None:
     env = {"ECODEMO_DATABASE_URL": db_url, "ECODEMO_STATE_DIR": str(tmp_path / "state"),
            "ECODEMO_MODELS_DIR": str(tmp_path / "models"), "ECODEMO_NUM_THREADS": "2"}
     # One logical date for both passes: the current hour (Airflow infers each DAG's interval).

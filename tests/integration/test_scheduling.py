@@ -9,7 +9,6 @@ import pytest
 
 from ecodemo import pipeline
 from ecodemo.config import Settings
-from ecodemo.errors import ConfigError
 from ecodemo.scheduling import (
     ABSOLUTE_LOW_G_PER_KWH,
     kinds_due_for_training,
@@ -132,8 +131,3 @@ def test_forecast_issue_time_follows_the_data(settings: Settings, ingested: dict
 def test_publish_skips_without_grafana(settings: Settings) -> None:
     assert not pipeline.grafana_configured(settings)
     assert "ECODEMO_GRAFANA_URL" in pipeline.publish(settings)["skipped"]
-
-
-def test_missing_stage_is_a_clear_error(settings: Settings) -> None:
-    with pytest.raises(ConfigError, match="not available"):
-        pipeline._stage("no_such_area", "run")

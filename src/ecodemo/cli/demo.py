@@ -14,8 +14,8 @@ def demo(
                                  help="Where report.html, dashboards/ and summary.json go."),
 ) -> None:
     """Run the pipeline on the bundled snapshot: ingest, model ladder, forecast, balance."""
-    from ecodemo import pipeline
+    from ecodemo.demo import run_demo
 
     cfg = settings()
-    result = pipeline.run_demo(cfg, workdir, echo=console.print)
+    result = run_demo(cfg, workdir, echo=console.print)
     console.print(f"outputs in {result}")
