@@ -13,8 +13,10 @@ from ecodemo_dag_common import DEFAULT_ARGS, READINGS, START_DATE, TAGS, TIMEZON
 DOC = """
 ### Ingest (hourly)
 
-One mapped task per enabled source of the sensor catalogue (`sensors/catalogue.yaml`), plus the
-bundled real snapshot (`snapshot`: ingested once per content version, then skipped at once).
+One mapped task per enabled one-shot source of the sensor catalogue (`catalogue.yaml` in
+`ECODEMO_SENSORS_DIR`; MQTT sources run as a subscriber instead), and nothing else: the bundled
+demo snapshot is ingested only when the catalogue enables a `snapshot` source (once per content
+version, then skipped at once).
 Each task is scoped to this run's **data interval**: a scheduled run fetches, per sensor, what
 came in after its last stored reading up to the interval end (open data is often published
 late: a strict one-hour window would lose what arrives late); a manual rerun or a backfill
@@ -26,7 +28,7 @@ counters; the row says how).
 
 When at least one source succeeded, `readings_updated` emits the `ecodemo_readings` Asset, which
 the training DAG watches; `all_sources_ingested` fails the run when any source failed.
-Trigger with conf `{"sources": ["snapshot"]}` to run only some sources.
+Trigger with conf `{"sources": ["drop"]}` to run only some sources.
 
 Settings come from the environment (`ECODEMO_DATABASE_URL`, ...): see the README.
 """

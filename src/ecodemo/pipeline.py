@@ -16,8 +16,6 @@ from ecodemo.config import Settings
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
 
-SNAPSHOT_SOURCE = "snapshot"  # the bundled real data: what the tests and the demo ingest
-
 
 def upgrade_db(settings: Settings) -> list[str]:
     db = open_database(settings)
@@ -25,48 +23,35 @@ def upgrade_db(settings: Settings) -> list[str]:
 
 
 def sources(settings: Settings) -> list[str]:
-    """Names of the sources the ingest DAG maps over: the catalogue's enabled one-shot sources
-    (MQTT runs as a subscriber, not per interval), plus the bundled snapshot."""
+    """Names of the sources the ingest DAG maps over: exactly the catalogue's enabled one-shot
+    sources (``ECODEMO_SENSORS_DIR``'s catalogue.yaml; MQTT runs as a subscriber, not per
+    interval). The bundled demo snapshot is among them only when the catalogue enables a
+    ``snapshot`` source."""
     from ecodemo.sensors.stages import catalogue
 
     cat = catalogue()
-    names = [n for n in cat.enabled_sources() if cat.sources[n].connector != "mqtt"]
-    if SNAPSHOT_SOURCE not in names:
-        names.append(SNAPSHOT_SOURCE)
-    return names
+    return [n for n in cat.enabled_sources() if cat.sources[n].connector != "mqtt"]
 
 
 def ingest(settings: Settings, source: str, interval_start: datetime | None = None,
            interval_end: datetime | None = None, *, resume: bool = False) -> dict[str, Any]:
-    """Ingest one source for its data interval; measured as an "ingest" run. Idempotent.
+    """Ingest one catalogue source for its data interval (``ecodemo.sensors.stages
+    .ingest_source``, measured as an "ingest" run). Idempotent.
 
-    Catalogue sources go to ``ecodemo.sensors.stages.ingest_source`` (which measures its own
-    run). With ``resume`` (the scheduled hourly runs), each sensor resumes after its last stored
+    With ``resume`` (the scheduled hourly runs), each sensor resumes after its last stored
     reading, up to ``interval_end``: open data is often published hours or a day late, and a
     strict one-hour window would miss what arrives late for good. Without it (a rerun or a
     backfill of a given interval) exactly ``[interval_start, interval_end)`` is fetched again.
-    Readings are keyed by sensor and time, so either way a rerun adds nothing.
-
-    The bundled snapshot has no interval: it is ingested once per content version (a
-    fingerprint in ``ingested_files``), so the hourly DAG does not re-read it every hour; later
-    runs return ``{"skipped": ...}`` at once (still measured: the check itself costs a little).
+    Readings are keyed by sensor and time, so either way a rerun adds nothing. A ``snapshot``
+    source has no interval: it is ingested once per content version, then skipped at once.
     """
-    start = None if resume else interval_start
+    from ecodemo.sensors.stages import ingest_source
+
     details = {"source": source, "mode": "resume" if resume else "interval",
                "interval_start": interval_start.isoformat() if interval_start else None,
                "interval_end": interval_end.isoformat() if interval_end else None}
-    if source != SNAPSHOT_SOURCE:
-        from ecodemo.sensors.stages import ingest_source
-
-        result = ingest_source(settings, source, start, interval_end)
-        return {**details, **result, "source": source}
-    from ecodemo.metering import track_run
-    from ecodemo.snapshot import ingest_snapshot_once
-
-    with track_run(settings, "ingest", details=details) as run:
-        result = ingest_snapshot_once(settings)
-        run.details.update({k: v for k, v in result.items() if isinstance(v, int | str)})
-    return {**details, **result, "run_id": run.run_id, "energy_kwh": run.energy_kwh}
+    result = ingest_source(settings, source, None if resume else interval_start, interval_end)
+    return {**details, **result, "source": source}
 
 
 def kinds(settings: Settings, *, with_model: bool = False) -> list[str]:

@@ -8,46 +8,61 @@ with the ``snapshot`` connector.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from ecodemo.config import Settings
 from ecodemo.errors import ConfigError
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
 from ecodemo.store.ingest import IngestCounts, ingest_csv
-from ecodemo.store.sites import register_sites_csv
+from ecodemo.store.sites import read_sites_csv, register_sites_csv
 from ecodemo.store.weather import ingest_weather_csv
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], Any]
 
 
+def _bundled_dir() -> Path:
+    """The sensors folder shipped with ecodemo: a repository checkout, then the wheel's copy."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "sensors", Path.cwd() / "sensors", here / "_sensors"):
+        if (candidate / "snapshot" / SITES_FILE).is_file():
+            return candidate
+    raise ConfigError("bundled snapshot not found (expected sensors/snapshot/sites.csv)")
+
+
 def sensors_dir() -> Path:
-    """The folder holding the sensor catalogue and ``snapshot/``.
+    """The folder holding the sensor catalogue.
 
     ``ECODEMO_SENSORS_DIR`` wins (a deployment mounts its own catalogue there, e.g. the compose
     file's ./sensors); then a repository checkout; then the copy bundled in the wheel.
     """
-    here = Path(__file__).resolve().parent
     override = os.environ.get("ECODEMO_SENSORS_DIR")
     if override:
         if not (Path(override) / "catalogue.yaml").is_file():
             raise ConfigError(f"ECODEMO_SENSORS_DIR={override}: no catalogue.yaml there")
         return Path(override)
-    for candidate in (here.parents[1] / "sensors", Path.cwd() / "sensors", here / "_sensors"):
-        if (candidate / "snapshot" / "sites.csv").is_file():
-            return candidate
-    raise ConfigError("bundled snapshot not found (expected sensors/snapshot/sites.csv)")
+    return _bundled_dir()
 
 
 def snapshot_dir() -> Path:
-    return sensors_dir() / "snapshot"
+    """The bundled snapshot: ``ECODEMO_SENSORS_DIR/snapshot`` when that folder has one, else the
+    copy shipped with ecodemo (so ``ecodemo demo`` runs beside a deployment's own catalogue)."""
+    override = os.environ.get("ECODEMO_SENSORS_DIR")
+    if override and (Path(override) / "snapshot" / SITES_FILE).is_file():
+        return Path(override) / "snapshot"
+    return _bundled_dir() / "snapshot"
 
 
 # Series files of the snapshot, in ingestion order, and the weather station they pair with.
@@ -125,3 +140,126 @@ def _kinds_in_file(path: Path, kind_of: dict[str, str]) -> list[str]:
     ids = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
         include_columns=["site_id"])).column("site_id")
     return sorted({kind_of[s] for s in pc.unique(ids).to_pylist() if s in kind_of})
+
+
+# --------------------------------------------------------------------------- purge
+
+#: Tables ``purge_snapshot`` deletes from, in its order (each count is in its result).
+PURGED_TABLES = ("forecasts", "evaluations", "balances", "model_choices", "compute_runs",
+                 "models", "sensor_quality", "quarantine", "readings", "weather", "sensors",
+                 "sites", "ingested_files")
+
+
+def _load_snapshot_keys(conn: psycopg.Connection, folder: Path) -> None:
+    """Temp tables of the snapshot's reading and weather keys (COPY of the files as they are)."""
+    conn.execute("CREATE TEMP TABLE _snap_rows (ts timestamptz, sensor_id text, value text, "
+                 "unit text) ON COMMIT DROP")
+    for name in SERIES_FILES:
+        with gzip.open(folder / name, "rb") as fh, conn.cursor().copy(
+                "COPY _snap_rows FROM STDIN (FORMAT csv, HEADER true)") as cp:
+            while chunk := fh.read(1 << 20):
+                cp.write(chunk)
+    conn.execute("CREATE TEMP TABLE _snap_weather (ts timestamptz, station_id text) "
+                 "ON COMMIT DROP")
+    weather = pacsv.read_csv(folder / WEATHER_FILE, convert_options=pacsv.ConvertOptions(
+        include_columns=["timestamp", "station_id"],
+        column_types={"timestamp": pa.string(), "station_id": pa.string()}))
+    with conn.cursor().copy("COPY _snap_weather FROM STDIN") as cp:
+        for ts, station in zip(*(weather.column(c).to_pylist()
+                                 for c in ("timestamp", "station_id")), strict=True):
+            cp.write_row((ts, station))
+    conn.execute("ANALYZE _snap_rows")
+
+
+def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] = (),
+                   keep_site_ids: Iterable[str] = ()) -> dict[str, int]:
+    """Take the bundled snapshot, and what was derived from it, out of a store. One transaction;
+    running it again deletes nothing.
+
+    Deleted: the readings and weather rows whose keys are in the snapshot's files; the
+    snapshot's sensors that hold no other reading and are not kept (``keep_*``: the
+    deployment's catalogue), with their forecasts, evaluations and quality summaries, and their
+    sites once empty; for a kept sensor, the forecasts issued within the snapshot's period.
+    Per kind: the models whose training window overlaps the snapshot's period of that kind (all
+    the kind's models when none of its sensors is left), with their forecasts, choices,
+    evaluations, balances and compute runs; evaluations and balances over that period; the
+    snapshot's ingest runs, quarantined rows and fingerprint. Nothing else is touched.
+    Returns rows deleted per table (:data:`PURGED_TABLES`).
+    """
+    folder = snapshot_dir()
+    site_ids = [s.site_id for s in read_sites_csv(folder / SITES_FILE)]
+    keep = sorted(set(keep_sensor_ids))
+    out: dict[str, int] = {}
+
+    def delete(table: str, sql: str, params: dict[str, Any]) -> None:
+        out[table] = out.get(table, 0) + conn.execute(sql, params).rowcount
+
+    with conn.transaction():
+        _load_snapshot_keys(conn, folder)
+        conn.execute("""CREATE TEMP TABLE _snap_span ON COMMIT DROP AS
+                        SELECT s.sensor_id, s.kind, min(r.ts) AS lo, max(r.ts) AS hi
+                        FROM _snap_rows r JOIN sensors s USING (sensor_id) GROUP BY 1, 2""")
+        conn.execute("""CREATE TEMP TABLE _snap_kind ON COMMIT DROP AS
+                        SELECT kind, min(lo) AS lo, max(hi) AS hi FROM _snap_span GROUP BY 1""")
+        snap_sensors = [r[0] for r in conn.execute(
+            "SELECT sensor_id FROM sensors WHERE site_id = ANY(%s) "
+            "UNION SELECT sensor_id FROM _snap_span ORDER BY 1", (site_ids,))]
+        delete("readings", """DELETE FROM readings r USING _snap_rows s
+                              WHERE r.sensor_id = s.sensor_id AND r.ts = s.ts""", {})
+        gone = [r[0] for r in conn.execute(
+            """SELECT s FROM unnest(%s::text[]) AS s WHERE s <> ALL(%s::text[])
+               AND NOT EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s)""",
+            (snap_sensors, keep))]
+        gone_kinds = [r[0] for r in conn.execute(
+            """SELECT DISTINCT kind FROM sensors WHERE sensor_id = ANY(%(gone)s) AND kind NOT IN
+               (SELECT kind FROM sensors WHERE sensor_id <> ALL(%(gone)s))""", {"gone": gone})]
+        models = [r[0] for r in conn.execute(
+            """SELECT m.model_id FROM models m LEFT JOIN _snap_kind k USING (kind)
+               WHERE m.kind = ANY(%s) OR (m.train_start <= k.hi AND m.train_end >= k.lo)""",
+            (gone_kinds,))]
+        p = {"models": models, "gone": gone, "kinds": gone_kinds, "snap": snap_sensors,
+             "files": [*SERIES_FILES, WEATHER_FILE],
+             "paths": [f"%/snapshot/{f}" for f in (*SERIES_FILES, WEATHER_FILE)]}
+        delete("forecasts", """DELETE FROM forecasts f WHERE f.model_id = ANY(%(models)s)
+               OR f.sensor_id = ANY(%(gone)s) OR EXISTS (SELECT 1 FROM _snap_span s
+               WHERE s.sensor_id = f.sensor_id AND f.issued_at BETWEEN s.lo AND s.hi)""", p)
+        delete("evaluations", """DELETE FROM evaluations t WHERE t.model_id = ANY(%(models)s)
+               OR t.sensor_id = ANY(%(gone)s) OR t.kind = ANY(%(kinds)s)
+               OR EXISTS (SELECT 1 FROM _snap_kind k WHERE k.kind = t.kind
+                          AND t.period_start <= k.hi AND t.period_end >= k.lo)""", p)
+        delete("balances", """DELETE FROM balances t WHERE t.model_id = ANY(%(models)s)
+               OR t.kind = ANY(%(kinds)s)
+               OR EXISTS (SELECT 1 FROM _snap_kind k WHERE k.kind = t.kind
+                          AND t.period_start <= k.hi AND t.period_end >= k.lo)""", p)
+        delete("model_choices", """DELETE FROM model_choices WHERE model_id = ANY(%(models)s)
+               OR kind = ANY(%(kinds)s)""", p)
+        delete("compute_runs", """DELETE FROM compute_runs WHERE model_id = ANY(%(models)s)
+               OR sensor_kind = ANY(%(kinds)s)
+               OR (stage = 'ingest' AND details->>'file' = ANY(%(files)s))""", p)
+        delete("models", "DELETE FROM models WHERE model_id = ANY(%(models)s)", p)
+        delete("sensor_quality", "DELETE FROM sensor_quality WHERE sensor_id = ANY(%(snap)s)", p)
+        delete("quarantine", "DELETE FROM quarantine WHERE source LIKE ANY(%(paths)s)", p)
+        delete("weather", """DELETE FROM weather w USING _snap_weather s WHERE w.source =
+               'observed' AND w.station_id = s.station_id AND w.ts = s.ts""", {})
+        delete("sensors", "DELETE FROM sensors WHERE sensor_id = ANY(%(gone)s)", p)
+        delete("sites", """DELETE FROM sites t WHERE t.site_id = ANY(%(sites)s)
+               AND t.site_id <> ALL(%(keep)s)
+               AND NOT EXISTS (SELECT 1 FROM sensors s WHERE s.site_id = t.site_id)""",
+               {"sites": site_ids, "keep": sorted(set(keep_site_ids))})
+        delete("ingested_files", "DELETE FROM ingested_files WHERE path LIKE %(prefix)s",
+               {"prefix": f"{FINGERPRINT_PREFIX} %"})
+    _refresh_hourly(conn)
+    return {t: out.get(t, 0) for t in PURGED_TABLES}
+
+
+def _refresh_hourly(conn: psycopg.Connection) -> None:
+    """On TimescaleDB, recompute the hourly continuous aggregate everywhere: its policy only
+    refreshes the last days, and the purged readings are years old."""
+    has_cagg = conn.execute(
+        "SELECT to_regclass('timescaledb_information.continuous_aggregates') IS NOT NULL"
+    ).fetchone()
+    if not (has_cagg and has_cagg[0]):
+        return
+    if conn.execute("SELECT 1 FROM timescaledb_information.continuous_aggregates "
+                    "WHERE view_name = 'readings_hourly'").fetchone():
+        conn.execute("CALL refresh_continuous_aggregate('readings_hourly', NULL, NULL)")

@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from tests.catalogues import TOWN_READINGS, TOWN_SENSOR, snapshot_only, town
+
 TABLES = ("readings", "models", "forecasts", "compute_runs", "evaluations")
 
 
@@ -31,8 +33,10 @@ def _assert_all_succeeded(run: dict[str, Any], log: str) -> None:
 
 def test_dags_end_to_end_on_the_snapshot(run_dags: Callable[..., dict[str, Any]], db_url: str,
                                          tmp_path: Path) -> None:
+    # A catalogue that enables the bundled snapshot on purpose (the shipped one does not).
     env = {"ECODEMO_DATABASE_URL": db_url, "ECODEMO_STATE_DIR": str(tmp_path / "state"),
-           "ECODEMO_MODELS_DIR": str(tmp_path / "models"), "ECODEMO_NUM_THREADS": "2"}
+           "ECODEMO_MODELS_DIR": str(tmp_path / "models"), "ECODEMO_NUM_THREADS": "2",
+           "ECODEMO_SENSORS_DIR": str(snapshot_only(tmp_path / "sensors"))}
     # One logical date for both passes: the current hour (Airflow infers each DAG's interval).
     logical = datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
     ingest = {"dag_id": "ecodemo_ingest", "logical_date": logical,
@@ -69,3 +73,24 @@ def test_dags_end_to_end_on_the_snapshot(run_dags: Callable[..., dict[str, Any]]
         assert after_second[table] == after_first[table], table
     # ... while each rerun task was still measured (a new compute run per task).
     assert after_second["compute_runs"] > after_first["compute_runs"]
+
+
+def test_ingest_dag_on_a_territory_of_its_own(run_dags: Callable[..., dict[str, Any]],
+                                              db_url: str, tmp_path: Path) -> None:
+    """A deployment's own catalogue (one drop-folder source, one site): the ingest DAG maps
+    exactly that source, runs green, and the store holds only the territory's readings."""
+    env = {"ECODEMO_DATABASE_URL": db_url, "ECODEMO_STATE_DIR": str(tmp_path / "state"),
+           "ECODEMO_SENSORS_DIR": str(town(tmp_path / "town"))}
+    logical = datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+    out = run_dags([{"dag_id": "ecodemo_ingest", "logical_date": logical}], env)
+    run = out["runs"]["ecodemo_ingest"]
+    _assert_all_succeeded(run, out["log"])
+    assert sorted(k for k in run["tasks"] if k.startswith("ingest")) == ["ingest[0]"]
+    with psycopg.connect(db_url) as conn:
+        readings = conn.execute("SELECT sensor_id, count(*) FROM readings GROUP BY 1").fetchall()
+        sites = [r[0] for r in conn.execute("SELECT site_id FROM sites")]
+        sources = [r[0] for r in conn.execute(
+            "SELECT details->>'source' FROM compute_runs WHERE stage = 'ingest'")]
+    assert readings == [(TOWN_SENSOR, TOWN_READINGS)]
+    assert sites == [TOWN_SENSOR]
+    assert sources == ["town-drop"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,13 +17,23 @@ from ecodemo.scheduling import (
     kinds_with_readings,
     low_carbon_window,
 )
+from ecodemo.sensors.catalogue import load_catalogue
+from tests.catalogues import snapshot_only
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture()
-def ingested(settings: Settings) -> dict:
-    return pipeline.ingest(settings, pipeline.SNAPSHOT_SOURCE)
+def demo_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """ECODEMO_SENSORS_DIR: a catalogue that enables the bundled snapshot as source 'snapshot'."""
+    folder = snapshot_only(tmp_path / "sensors")
+    monkeypatch.setenv("ECODEMO_SENSORS_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture()
+def ingested(settings: Settings, demo_catalogue: Path) -> dict:
+    return pipeline.ingest(settings, "snapshot")
 
 
 def _add_model(conn: psycopg.Connection, kind: str, created_at: str = "now()") -> None:
@@ -31,9 +42,21 @@ def _add_model(conn: psycopg.Connection, kind: str, created_at: str = "now()") -
                  (f"{kind}-v1", kind))
 
 
-def test_snapshot_source_is_listed_and_ingested_once(settings: Settings,
+def test_shipped_catalogue_does_not_ingest_the_demo_snapshot(settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    monkeypatch.delenv("ECODEMO_SENSORS_DIR", raising=False)
+    cat = load_catalogue()
+    names = pipeline.sources(settings)
+    assert names == [n for n in cat.enabled_sources() if cat.sources[n].connector != "mqtt"]
+    assert "drop" in names
+    assert not [n for n in names if cat.sources[n].connector == "snapshot"]
+    assert cat.sources["bundled-snapshot"].connector == "snapshot"   # there, disabled
+
+
+def test_snapshot_source_is_listed_and_ingested_once(settings: Settings, demo_catalogue: Path,
                                                      conn: psycopg.Connection) -> None:
-    assert pipeline.SNAPSHOT_SOURCE in pipeline.sources(settings)
+    assert pipeline.sources(settings) == ["snapshot"]
     start, end = NOW - timedelta(hours=1), NOW
     first = pipeline.ingest(settings, "snapshot", start, end)
     n = conn.execute("SELECT count(*) FROM readings").fetchone()[0]

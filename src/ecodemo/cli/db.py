@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ecodemo.cli.common import console, database, settings
 from ecodemo.store import migrate, timescale
 
-app = typer.Typer(help="Database schema: apply migrations, show status.", no_args_is_help=True)
+app = typer.Typer(help="Database schema: apply migrations, show status, purge the demo data.",
+                  no_args_is_help=True)
 
 
 @app.command("upgrade")
@@ -97,3 +100,30 @@ def roles(
                 f"owned by {airflow.name} ({role_state})"
             )
     console.print(f"{db.label}: roles up to date")
+
+
+@app.command("purge-demo")
+def purge_demo(
+    catalogue: Path | None = typer.Option(
+        None, help="The deployment's catalogue (default: ECODEMO_SENSORS_DIR/catalogue.yaml); "
+                   "its sites and sensors are kept."),
+) -> None:
+    """Take the bundled demo snapshot out of a store: its readings and weather, its sites and
+    sensors unless your catalogue declares them, and what was derived from it (forecasts,
+    evaluations, balances, models trained on its period, quality summaries, its ingest runs,
+    quarantined rows). Your own data is not touched; running it twice deletes nothing."""
+    from ecodemo.errors import ConfigError
+    from ecodemo.sensors.catalogue import load_catalogue
+    from ecodemo.snapshot import purge_snapshot
+
+    cat = load_catalogue(catalogue)
+    enabled = [n for n in cat.enabled_sources() if cat.sources[n].connector == "snapshot"]
+    if enabled:
+        raise ConfigError(f"{cat.path}: source '{enabled[0]}' still ingests the bundled "
+                          "snapshot; set `enabled: false` on it first")
+    cfg = settings()
+    with database(cfg) as (db, conn):
+        counts = purge_snapshot(conn, keep_sensor_ids=[s.sensor_id for s in cat.sensors],
+                                keep_site_ids=[s.site_id for s in cat.sites])
+    done = ", ".join(f"{n:,} {t}" for t, n in counts.items() if n) or "nothing to delete"
+    console.print(f"{db.label}: bundled snapshot purged: {done}")

@@ -106,7 +106,7 @@ def open_meteo_cmd(
 @app.command("files")
 def files_cmd(
     source: str = typer.Argument("drop", help="Catalogue source using the files connector "
-                                 "(drop folder; bundled-snapshot)."),
+                                 "(a drop folder)."),
     catalogue: Path | None = CATALOGUE_OPT,
 ) -> None:
     """Ingest new CSV/Parquet files of a drop folder (each file once, by content hash)."""

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CONNECTORS = ("opendatasoft", "open_meteo", "files", "mqtt", "simulator")
+CONNECTORS = ("opendatasoft", "open_meteo", "files", "mqtt", "simulator", "snapshot")
 
 
 class _Params(BaseModel):
@@ -112,10 +112,19 @@ class SimulatorParams(_Params):
     backfill_days: int = Field(default=7, ge=1)
 
 
+class SnapshotParams(_Params):
+    """The bundled demo snapshot (sites, series, weather), ingested once per content version.
+
+    Demo data: a deployment enables a ``snapshot`` source only to show the demo in its store;
+    ``ecodemo db purge-demo`` takes it out again.
+    """
+
+
 PARAM_MODELS: dict[str, type[_Params]] = {
     "opendatasoft": OpendatasoftParams,
     "open_meteo": OpenMeteoParams,
     "files": FilesParams,
     "mqtt": MqttParams,
     "simulator": SimulatorParams,
+    "snapshot": SnapshotParams,
 }

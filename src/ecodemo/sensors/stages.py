@@ -30,10 +30,9 @@ COMMAND_CONNECTOR = {"opendatasoft": "opendatasoft", "open-meteo": "open_meteo",
                      "files": "files", "mqtt": "mqtt", "simulate": "simulator"}
 
 
-def _tracked(settings: Settings, stage: str,
-             kind: str | None = None) -> AbstractContextManager[Any]:
-    """Energy tracking of the run (measurement never breaks the stage)."""
-    return track_run(settings, stage=stage, sensor_kind=kind, model_id=None)
+def _tracked(settings: Settings, stage: str, source: str) -> AbstractContextManager[Any]:
+    """Energy tracking of the run (a ``compute_runs`` row naming the source)."""
+    return track_run(settings, stage=stage, details={"source": source})
 
 
 @contextmanager
@@ -73,6 +72,9 @@ def _run_connector(settings: Settings, conn: psycopg.Connection, cat: Catalogue,
     if spec.connector == "simulator":
         from ecodemo.sensors import simulator
         return simulator.ingest(conn, cat, name, start=start, end=end)
+    if spec.connector == "snapshot":
+        from ecodemo.snapshot import ingest_snapshot_once
+        return ingest_snapshot_once(settings)
     raise ConfigError(f"{name}: {spec.connector} sources run as a subscriber "
                       "(`ecodemo ingest mqtt`), not as a one-shot ingestion")
 
@@ -91,7 +93,7 @@ def ingest_source(settings: Settings, name: str, start: datetime | None = None,
         raise ConfigError(f"source '{name}' uses the {spec.connector} connector, not {connector}")
     with _store(settings) as conn:
         register_catalogue(conn, cat)
-        with _tracked(settings, "ingest"):
+        with _tracked(settings, "ingest", name):
             result = _run_connector(settings, conn, cat, name, start, end)
     result.setdefault("source", name)
     result["enabled_in_catalogue"] = spec.enabled
@@ -111,7 +113,7 @@ def ingest_all(settings: Settings, start: datetime | None = None, end: datetime 
                 out["skipped"][name] = "MQTT runs as a subscriber: `ecodemo ingest mqtt`"
                 continue
             try:
-                with _tracked(settings, "ingest"):
+                with _tracked(settings, "ingest", name):
                     out["ok"][name] = _run_connector(settings, conn, cat, name, start, end)
                 echo(f"{name}: {summary_line(out['ok'][name])}")
             except EcodemoError as exc:
@@ -202,7 +204,7 @@ def run_mqtt_sources(settings: Settings, names: list[str] | None = None, *,
 
     threads = [threading.Thread(target=run, args=item, name=f"mqtt-{item[0]}", daemon=True)
                for item in subs.items()]
-    with _tracked(settings, "ingest"):
+    with _tracked(settings, "ingest", ", ".join(subs)):
         for t in threads:
             t.start()
         stop = stop or threading.Event()
