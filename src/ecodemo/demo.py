@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ecodemo.config import Settings
+from ecodemo.energy.summary import closing_line, target_balance
 from ecodemo.snapshot import Echo, ingest_snapshot
 from ecodemo.store.connection import open_database
 
@@ -65,19 +66,6 @@ def _check_quality(settings: Settings) -> int:
         return len([check_sensor_in_store(conn, sid, window_days=400) for sid in ids])
 
 
-def _ml_phrase(inc: dict[str, Any] | None) -> str:
-    """', of which machine learning adds ...' for the demo's closing lines."""
-    if not inc:
-        return ""
-    if not inc.get("is_machine_learning"):
-        return f" (a no-AI forecast, {inc.get('model_name')}: no machine learning needed)"
-    kwh, share = inc.get("avoided_kwh"), inc.get("share")
-    if kwh is None or share is None:
-        return ""
-    return (f", of which {kwh:,.1f} kWh ({share:.0%}) needs machine learning "
-            f"(best no-AI forecast: {inc.get('baseline')})")
-
-
 def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
                     trained: dict[str, Any]) -> dict[str, Any]:
     """One entry of summary.json ``targets``, from the ladder result and the stored balance."""
@@ -85,20 +73,14 @@ def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
         (m for m in ladder["models"] if m["name"] == ladder["chosen"]), {})
     db = open_database(settings)
     with db.connect() as conn:
-        bal = conn.execute(
-            """SELECT ingest_kwh, train_kwh, predict_kwh, compute_kwh, compute_kgco2e,
-                      avoided_kwh, avoided_kgco2e, net_kgco2e, payback_hours, assumptions, method
-                      , model_id
-               FROM balances WHERE kind = %s
-               ORDER BY evaluated_at DESC, (model_id = %s) DESC LIMIT 1""",
-            (kind, trained["model_id"]),
-        ).fetchone()
+        # the balance's figures, with counterfactual, ranges and saved/shifted (energy.summary);
+        # it covers the model whose forecasts were scored as issued (the replayed candidate)
+        # unless the promoted one has live accuracy itself: balance_model_id says which
+        bal = target_balance(conn, kind, trained["model_id"])
         methods = [r[0] for r in conn.execute(
             """SELECT DISTINCT measurement_method FROM compute_runs
                WHERE (sensor_kind = %s OR sensor_kind IS NULL) AND measurement_method IS NOT NULL
                ORDER BY 1""", (kind,)).fetchall()]
-    (ingest_kwh, train_kwh, predict_kwh, total_kwh, total_kg, avoided_kwh, avoided_kg, net_kg,
-     payback_h, assumptions, balance_method, balance_model) = bal if bal else (None,) * 12
     return {
         "kind": kind,
         "sensors": ladder["sensors"],
@@ -111,20 +93,8 @@ def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
         "skill_vs_seasonal_naive": chosen.get("skill_vs_seasonal_naive"),
         "nmae": chosen.get("nmae"),
         "coverage_p10_p90": chosen.get("coverage_p10_p90"),
-        "compute": {"ingest_kwh": ingest_kwh, "train_kwh": train_kwh,
-                    "predict_kwh": predict_kwh, "total_kwh": total_kwh,
-                    "total_kgco2e": total_kg, "method": "; ".join(methods) or None},
-        "benefit": {"avoided_kwh": avoided_kwh, "avoided_kgco2e": avoided_kg,
-                    # the part of it no no-AI forecast would give (see energy.improvement)
-                    "machine_learning_increment": (assumptions or {}).get(
-                        "machine_learning_increment"),
-                    "assumptions": assumptions},
-        "net_kgco2e": net_kg,
-        "payback_hours": payback_h,
-        # The balance covers the model whose forecasts were scored as issued (the replayed
-        # candidate) unless the promoted one has live accuracy itself.
-        "balance_model_id": balance_model,
-        "balance_method": balance_method,
+        **bal,
+        "compute": {**bal["compute"], "method": "; ".join(methods) or None},
     }
 
 
@@ -204,14 +174,7 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=str),
                                           encoding="utf-8")
     for t in targets:
-        net = t["net_kgco2e"]
-        spent, avoided = t["compute"]["total_kwh"], t["benefit"]["avoided_kwh"]
-        echo(f"  {t['kind']}: compute "
-             + (f"{spent * 1000:.3f} Wh" if spent is not None else "n/a (not measured)")
-             + ", avoided " + (f"{avoided:,.1f} kWh" if avoided is not None else "n/a")
-             + ", net " + (f"{net:+,.2f} kgCO2e" if net is not None else "n/a")
-             + _ml_phrase(t["benefit"]["machine_learning_increment"])
-             + " (estimates; assumptions in summary.json)")
+        echo(closing_line(t))
     echo(f"done in {summary['duration_s']} s: {workdir / 'report.html'}, "
          f"{workdir / 'dashboards'}/, {workdir / 'summary.json'}")
     return workdir

@@ -37,6 +37,21 @@ def test_demo_writes_outputs_and_a_complete_summary(filled_store: FilledStore) -
         if t["net_kgco2e"] is not None:
             assert abs(t["net_kgco2e"] - (t["benefit"]["avoided_kgco2e"]
                                           - t["compute"]["total_kgco2e"])) < 1e-6
+        # named counterfactual, ranges around every central figure, selection, saved/shifted
+        b = t["benefit"]
+        assert b["counterfactual"]["name"] and b["counterfactual"]["why"]
+        assert b["energy_effect"] == ("shifted" if t["kind"] in RENEWABLE_KINDS else "saved")
+        if b["energy_effect"] == "shifted":   # balancing energy is moved, never a kWh saved
+            assert b["avoided_kwh"] is None and b["shifted_kwh"] is not None
+            assert t["net_kwh"] is None
+        lo, hi = b["avoided_kgco2e_range"]
+        assert lo <= b["avoided_kgco2e"] <= hi
+        lo, hi = t["compute"]["total_kwh_range"]
+        assert lo < t["compute"]["total_kwh"] < hi        # estimated: a band, never a point
+        assert t["compute"]["selection_kwh"] > 0          # every rung of the ladder counted
+        lo, hi = t["net_kgco2e_range"]
+        assert lo <= t["net_kgco2e"] <= hi
+        assert "payback_hours_range" in t and b["breakeven"]["statement"]
     # the demo printed its progress and where the outputs are
     assert filled_store.log[-1].startswith("done in")
     assert str(out / "summary.json") in filled_store.log[-1]
