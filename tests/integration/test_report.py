@@ -14,6 +14,7 @@ from ecodemo.cli import app
 from ecodemo.energy.report import CSV_COLUMNS, build_report, to_csv
 from ecodemo.energy.stages import evaluate
 from ecodemo.metering import track_run
+from tests.integration.cli_helpers import cli_env, run_cli
 
 
 def _populate(settings, conn) -> None:
@@ -104,3 +105,32 @@ def test_cli_report_csv_and_html(settings, conn, snapshot_sites, tmp_path, db_ur
     res = runner.invoke(app, ["report", "--format", "html", "--out", str(page)], env=env)
     assert res.exit_code == 0, res.output
     assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def test_cli_report_english_html_and_pdf_needs_chromium(settings, conn, snapshot_sites,
+                                                        tmp_path, db_url) -> None:
+    _populate(settings, conn)
+    evaluate(settings)
+    env = {"ECODEMO_DATABASE_URL": db_url, "ECODEMO_STATE_DIR": str(settings.state_dir)}
+    runner = CliRunner()
+    page = tmp_path / "report-en.html"
+    res = runner.invoke(app, ["report", "--format", "html", "--lang", "en", "--out", str(page)],
+                        env=env)
+    assert res.exit_code == 0, res.output
+    text = page.read_text(encoding="utf-8")
+    assert '<html lang="en">' in text and '<section id="verdict">' in text
+    assert "Wind production" in text  # the one kind with a balance gets its card
+    res = runner.invoke(app, ["report", "--format", "html", "--lang", "de", "--out", str(page)],
+                        env=env)
+    assert res.exit_code != 0
+    # without a browser on PATH the PDF export says what is missing, in one line
+    empty = tmp_path / "no-browser"
+    empty.mkdir()
+    proc = run_cli(["report", "--format", "pdf", "--out", tmp_path / "r.pdf"],
+                   cli_env(ECODEMO_DATABASE_URL=db_url, ECODEMO_STATE_DIR=str(settings.state_dir),
+                           PATH=str(empty)))
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "apt-get install chromium" in lines[0]
+    assert not (tmp_path / "r.pdf").exists()

@@ -84,6 +84,10 @@ def test_register_writes_sites_and_sensors_with_source_params(conn) -> None:
     ws = conn.execute("SELECT weather_station_id FROM sites WHERE site_id = "
                       "'paris-road-376-flow'").fetchone()
     assert ws == ("synop-07149-orly",)
+    # the display name the dashboards and the report show, kept with the site
+    short = conn.execute("SELECT attributes->>'short_name' FROM sites WHERE site_id = "
+                         "'paris-road-376-flow'").fetchone()
+    assert short == ("Rue Saint-Antoine, débit",)
     again = register_catalogue(conn, cat)  # idempotent
     n = conn.execute("SELECT count(*) FROM sensors").fetchone()
     assert again == res and n == (len(cat.sensors),)

@@ -87,14 +87,24 @@ class Format(StrEnum):
     csv = "csv"
     html = "html"
     boamps = "boamps"
+    pdf = "pdf"
+
+
+class ReportLang(StrEnum):
+    fr = "fr"
+    en = "en"
 
 
 def report(
     fmt: Format = typer.Option(Format.json, "--format", help="json, csv (one figure per row), "
-                               "html (self-contained page) or boamps (Boavizta BoAmps JSON, "
-                               "one file per stage and model, into the --out folder)."),
+                               "html (self-contained page, verdict first), pdf (the same "
+                               "page on A4, printed by headless Chromium) or boamps "
+                               "(Boavizta BoAmps JSON, one file per stage and model, into the "
+                               "--out folder)."),
     out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout "
-                                    "(required for html)."),
+                                    "(required for html and pdf)."),
+    lang: ReportLang = typer.Option(ReportLang.fr, "--lang", help="Language of the html and "
+                                    "pdf report: fr (default) or en."),
     benefit_model: Path | None = typer.Option(
         None, "--benefit-model", help="YAML deep-merged over the shipped benefit model."),
 ) -> None:
@@ -110,15 +120,15 @@ def report(
             paths = write_boamps(conn, out, country=cfg.country_iso_code)
         console.print(f"wrote {len(paths)} BoAmps report(s) into {out}")
         return
-    if fmt is Format.html:
+    if fmt in (Format.html, Format.pdf):
         if out is None:
-            raise ConfigError("--format html needs --out PATH")
-        try:
-            from ecodemo.dashboards.report import write_html_report
-        except ImportError:
-            raise ConfigError("the HTML report needs ecodemo.dashboards.report, which this "
-                              "build does not have yet; use --format json or csv") from None
-        write_html_report(cfg, out)
+            raise ConfigError(f"--format {fmt.value} needs --out PATH")
+        from ecodemo.dashboards.report import write_html_report, write_pdf_report
+
+        if fmt is Format.pdf:
+            write_pdf_report(cfg, out, lang.value)  # type: ignore[arg-type]
+        else:
+            write_html_report(cfg, out, lang.value)  # type: ignore[arg-type]
         console.print(f"wrote {out}")
         return
     from ecodemo.energy.report import build_report, to_csv, to_json

@@ -97,6 +97,8 @@ class SensorSpec(_Model):
 class SiteSpec(_Model):
     site_id: str
     name: str
+    short_name: str | None = Field(default=None, description="Display name in dashboards and "
+                                   "the report (full name on hover); derived when absent.")
     kind: str
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
@@ -338,7 +340,9 @@ def _site_rows(cat: Catalogue) -> Iterator[Site]:
             site_id=s.site_id, name=s.name, kind=s.kind, latitude=s.latitude,
             longitude=s.longitude, unit=first.unit, timezone=s.timezone, capacity=s.capacity,
             resolution=first.resolution, area=s.area,
-            source=first.source, licence=s.licence, attributes=dict(s.attributes),
+            source=first.source, licence=s.licence,
+            attributes=dict(s.attributes) | ({"short_name": s.short_name} if s.short_name
+                                             else {}),
         )
 
 

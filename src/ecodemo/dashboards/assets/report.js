@@ -6,6 +6,7 @@
   var COLORS = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
   var drawn = 0;
+  var LANG = "fr", LOCALE = "fr-FR", NODATA = "–";
 
   function svgEl(tag, attrs, parent) {
     var e = document.createElementNS(NS, tag);
@@ -13,14 +14,21 @@
     if (parent) { parent.appendChild(e); }
     return e;
   }
+  /* 3 significant figures, the page's language conventions, never scientific notation */
   function fmt(v) {
     if (v === null || v === undefined || isNaN(v)) { return "–"; }
-    var a = Math.abs(v);
-    if (a !== 0 && (a < 0.001 || a >= 1e6)) { return v.toExponential(2); }
-    return (+v.toPrecision(4)).toLocaleString();
+    if (v === 0) { return "0"; }
+    var digits = Math.max(0, 2 - Math.floor(Math.log10(Math.abs(v))));
+    return (+v.toPrecision(3)).toLocaleString(LOCALE, {maximumFractionDigits: Math.min(digits, 20)});
   }
+  /* times in Europe/Paris, as the page's readers live them */
   function fmtTime(ms) {
-    return new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+    return new Date(ms).toLocaleString(LOCALE, {timeZone: "Europe/Paris", day: "numeric",
+      month: "short", hour: "2-digit", minute: "2-digit"});
+  }
+  function fmtDay(ms) {
+    return new Date(ms).toLocaleDateString(LOCALE, {timeZone: "Europe/Paris", day: "numeric",
+      month: "short"});
   }
   function niceTicks(lo, hi, n) {
     if (hi === lo) { hi = lo + 1; }
@@ -103,7 +111,7 @@
     var band = spec.band && spec.band.points.length ? spec.band.points : [];
     band.forEach(function (p) { all.push([p[0], p[1]]); all.push([p[0], p[2]]); });
     all = all.filter(function (p) { return p[1] !== null; });
-    if (!all.length) { el.textContent = spec.empty || "no data"; done(el); return; }
+    if (!all.length) { el.textContent = NODATA; done(el); return; }
     var x0 = Math.min.apply(null, all.map(function (p) { return p[0]; }));
     var x1 = Math.max.apply(null, all.map(function (p) { return p[0]; }));
     var yv = all.map(function (p) { return p[1]; });
@@ -111,7 +119,7 @@
     var xs = scale(x0, x1, f.m.l, f.W - f.m.r);
     var ys = scale(yTicks[0], yTicks[yTicks.length - 1], f.H - f.m.b, f.m.t);
     var xt = [0, 1, 2, 3].map(function (i) { return x0 + (x1 - x0) * (i + 0.5) / 4; });
-    axes(f, xs, ys, xt, function (v) { return fmtTime(v).slice(0, 10); }, yTicks, spec.unit);
+    axes(f, xs, ys, xt, fmtDay, yTicks, spec.unit);
     if (band.length) {
       var d = band.map(function (p, i) { return (i ? "L" : "M") + xs(p[0]) + " " + ys(p[2]); }).join("");
       for (var i = band.length - 1; i >= 0; i--) { d += "L" + xs(band[i][0]) + " " + ys(band[i][1]); }
@@ -128,7 +136,7 @@
       });
       var path = svgEl("path", {d: d, stroke: color, "class": "line"}, f.svg);
       if (s.dash) { path.setAttribute("stroke-dasharray", "6 4"); }
-      if (s.points.length < 40) {
+      if (s.points.length < 60) {
         s.points.forEach(function (p) {
           if (p[1] !== null) { svgEl("circle", {cx: xs(p[0]), cy: ys(p[1]), r: 3, fill: color}, f.svg); }
         });
@@ -154,7 +162,7 @@
       if (at === null) { return; }
       cursor.setAttribute("x1", xs(at)); cursor.setAttribute("x2", xs(at));
       cursor.style.display = "block";
-      showTip(f, "<div>" + fmtTime(at) + "</div>" + rows.join("<br>"), (ev.clientX - r.left));
+      showTip(f, "<div>" + (spec.xDays ? fmtDay(at) : fmtTime(at)) + "</div>" + rows.join("<br>"), (ev.clientX - r.left));
     }
     hit.addEventListener("pointermove", move);
     hit.addEventListener("pointerdown", move);
@@ -169,7 +177,7 @@
     var f = frame(el, spec);
     var vals = [];
     spec.series.forEach(function (s) { s.values.forEach(function (v) { if (v !== null) { vals.push(v); } }); });
-    if (!vals.length) { el.textContent = spec.empty || "no data"; done(el); return; }
+    if (!vals.length) { el.textContent = NODATA; done(el); return; }
     var yTicks = niceTicks(Math.min(0, Math.min.apply(null, vals)), Math.max.apply(null, vals), 5);
     var ys = scale(yTicks[0], yTicks[yTicks.length - 1], f.H - f.m.b, f.m.t);
     var n = spec.categories.length, w = (f.W - f.m.l - f.m.r) / n;
@@ -208,7 +216,7 @@
   function scatterChart(el, spec) {
     var f = frame(el, spec);
     var pts = spec.points.filter(function (p) { return p.x !== null && p.y !== null && (!spec.logX || p.x > 0); });
-    if (!pts.length) { el.textContent = spec.empty || "no data"; done(el); return; }
+    if (!pts.length) { el.textContent = NODATA; done(el); return; }
     var xv = pts.map(function (p) { return p.x; }), yv = pts.map(function (p) { return p.y; });
     var x0 = Math.min.apply(null, xv), x1 = Math.max.apply(null, xv);
     if (spec.logX) { x0 = Math.pow(10, Math.floor(Math.log10(x0))); x1 = Math.pow(10, Math.ceil(Math.log10(x1))); }
@@ -224,6 +232,9 @@
     pts.forEach(function (p) {
       if (!(p.group in groups)) { groups[p.group] = COLORS[items.length % COLORS.length]; items.push({name: p.group, color: groups[p.group]}); }
       var c = svgEl("circle", {cx: xs(p.x), cy: ys(p.y), r: 6, fill: groups[p.group], "class": "dot"}, f.svg);
+      var right = xs(p.x) > f.W * 0.7;
+      svgEl("text", {x: xs(p.x) + (right ? -9 : 9), y: ys(p.y) - 6, "text-anchor": right ? "end" : "start",
+                     "class": "dotlabel"}, f.svg).textContent = p.label;
       function show(ev) {
         var r = f.svg.getBoundingClientRect();
         showTip(f, "<b>" + p.label + "</b><br>" + fmt(p.x) + " " + (spec.xUnit || "") + "<br>" + fmt(p.y) + " " + (spec.yUnit || "") + (p.note ? "<br>" + p.note : ""),
@@ -254,6 +265,9 @@
   window.ecodemoCharts = {line: lineChart, bar: barChart, scatter: scatterChart};
   document.addEventListener("DOMContentLoaded", function () {
     var data = JSON.parse(document.getElementById("ecodemo-data").textContent);
+    LANG = data.lang || "fr";
+    LOCALE = LANG === "en" ? "en-GB" : "fr-FR";
+    NODATA = (data.strings && data.strings["chart.nodata"]) || NODATA;
     document.querySelectorAll(".chart").forEach(function (el) {
       var spec = data.charts[el.id];
       if (!spec) { throw new Error("no data for chart " + el.id); }

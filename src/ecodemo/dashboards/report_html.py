@@ -1,0 +1,139 @@
+"""The report's page: verdict, territory, models, then collapsible detail tables.
+
+``for_print`` opens every detail table (a printed page cannot be clicked) for the PDF.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from typing import Any
+
+from ecodemo.dashboards import humanize as hz
+from ecodemo.dashboards import verdict
+from ecodemo.dashboards.common import KIND_NAMES
+from ecodemo.dashboards.labels import Lang, labels
+from ecodemo.dashboards.report_tables import MethodLegend, table
+
+
+def _e(s: Any) -> str:
+    return html.escape(str(s))
+
+
+def _kind(kind: str, lang: Lang) -> str:
+    names = KIND_NAMES.get(kind)
+    return names[0 if lang == "fr" else 1].capitalize() if names else kind
+
+
+def _chart(cid: str, title: str, note: str = "", full: str = "") -> str:
+    hover = f' title="{_e(full)}"' if full else ""
+    sub = f'<p class="note">{_e(note)}</p>' if note else ""
+    return (f'<figure class="card"><figcaption><h4{hover}>{_e(title)}</h4>{sub}</figcaption>'
+            f'<div class="chart" id="{cid}" role="img" aria-label="{_e(title)}"></div></figure>')
+
+
+def _details(title: str, body: str, for_print: bool) -> str:
+    return (f'<details{" open" if for_print else ""}><summary>{_e(title)}</summary>'
+            f"{body}</details>")
+
+
+def _now_cards(data: dict[str, Any], lang: Lang) -> str:
+    cols, rows = data["sites"]
+    si = {c: i for i, c in enumerate(cols)}
+    short_of = {full: short for short, full in data["site_names"].values()}
+    out = []
+    for r in rows:
+        full = str(r[si["name"]])
+        value = r[si["last_value"]]
+        val = "–" if value is None else hz.number(float(value), lang)
+        out.append(
+            f'<div class="card"><div class="muted" title="{_e(full)}">'
+            f'{_e(short_of.get(full, hz.short_name(full)))}</div>'
+            f'<div class="big">{_e(val)}\u00a0<span class="unit">{_e(r[si["unit"]])}</span></div>'
+            f'<div class="note">{_e(hz.when(r[si["last_ts"]], lang))}</div></div>')
+    return "".join(out)
+
+
+def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = False) -> str:
+    t = labels(lang)
+    asset = resources.files("ecodemo.dashboards") / "assets"
+    js = (asset / "report.js").read_text(encoding="utf-8")
+    css = (asset / "report.css").read_text(encoding="utf-8")
+    payload = json.dumps({"lang": lang, "charts": data["charts"],
+                          "strings": {k: t[k] for k in ("chart.nodata",)}},
+                         separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    legend = MethodLegend()
+    # the methods legend gets number 1 for the first method of the verdict's figures
+    ref = legend.ref(data["cards"][0]["method"]) if data["cards"] else ""
+    cards_html = verdict.render_section(data["cards"], lang, ref)
+
+    quality = "".join(f'<p class="sentence">{_e(q)}.</p>' for q in data["quality"])
+    forecasts = "".join(_chart(f["id"], f["title"], f["subtitle"], f["full"])
+                        for f in data["forecasts"])
+    accuracy = "".join(_chart(a["id"], _kind(a["kind"], lang)) for a in data["accuracy"])
+    frontier = "".join(_chart(a["id"], _kind(a["kind"], lang)) for a in data["frontier"])
+
+    details = "".join([
+        _details(t["models.choice"], table(data["choices"], lang, legend,
+                                           ("candidates", "model_id", "reason")), for_print),
+        _details(t["models.versions"], table(data["versions"], lang, legend,
+                                             ("metrics", "model_id")), for_print),
+        _details(t["models.freshness"], table(data["freshness"], lang, legend), for_print),
+        _details(t["models.failures"], table(data["failures"], lang, legend), for_print),
+        _details(t["fr.table"], table(data["per_stage"], lang, legend), for_print),
+        _details(t["fr.methods"], table(data["methods"], lang, legend), for_print),
+        _details(t["fr.balance"], table(data["balances"], lang, legend, ("assumptions",)),
+                 for_print),
+    ])
+    when = hz.when(data["generated_at"], lang)
+    title = t["report.title"]
+    return f"""<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<script>{_ERROR_HOOK}</script>
+<style>{css}</style></head>
+<body>
+<header><h1>{_e(title)}</h1>
+<p class="muted">{_e(t["report.generated"].format(when=when))}</p>
+<nav aria-label="{_e(t['nav.label'])}"><a href="#verdict">{_e(t['nav.verdict'])}</a>
+<a href="#territory">{_e(t['nav.territory'])}</a><a href="#models">{_e(t['nav.models'])}</a>
+<a href="#details">{_e(t['nav.details'])}</a></nav>
+<pre id="report-errors"></pre></header>
+<main>
+{cards_html}
+<section id="territory"><h2>{_e(t['territory.title'])}</h2>
+<p>{_e(t['territory.intro.report'])}</p>
+<h3>{_e(t['now.title'])}</h3><div class="cards">{_now_cards(data, lang)}</div>
+<h3>{_e(t['quality.title'])}</h3>{quality}
+<p class="note">{_e(t['quality.desc'])}</p>
+<h3>{_e(t['forecast.title.report'])}</h3>
+<p class="note">{_e(t['forecast.desc'])}</p>
+<div class="grid">{forecasts}</div></section>
+<section id="models"><h2>{_e(t['models.title.report'])}</h2>
+<h3>{_e(t['acc.title'])}</h3><p class="note">{_e(t['acc.desc'])}</p>
+<div class="grid">{accuracy}</div>
+<h3>{_e(t['frontier.title'])}</h3><p class="note">{_e(t['frontier.desc'])}</p>
+<div class="grid">{frontier}</div>
+<h3>{_e(t['fr.kwh_stage.report'])}</h3>
+<div class="grid">{_chart('energy-stage', t['fr.kwh_stage.report'], t['fr.stage.note'])}</div>
+</section>
+<section id="details"><h2>{_e(t['details.title'])}</h2><p>{_e(t['details.intro'])}</p>
+{legend.render(lang)}
+{details}
+</section></main>
+<footer class="muted">{_e(t['footer'])}</footer>
+<script type="application/json" id="ecodemo-data">{payload}</script>
+<script>{js}</script>
+</body></html>
+"""
+
+
+# Errors in the page's own script are shown on the page and read by the browser test.
+_ERROR_HOOK = (
+    "window.__errors=[];function __rep(m){window.__errors.push(String(m));"
+    "var e=document.getElementById('report-errors');if(e){e.textContent="
+    "window.__errors.join('\\n');}}window.addEventListener('error',function(e)"
+    "{__rep(e.message);});var __ce=console.error;console.error=function(){"
+    "__rep(Array.prototype.join.call(arguments,' '));__ce.apply(console,arguments);};")

@@ -1,0 +1,149 @@
+"""Detail tables for specialists: headers in words, figures in human units, methods as
+references to one legend, quality flags as a sentence ('5 pics, 2 trous'), never raw JSON.
+
+A cell is formatted from its column's name (units are in the names: ``_kwh``, ``_kgco2e``,
+``_hours``...). A column without a header in the catalogue (``col.<name>``) is still shown,
+marked ``untranslated`` so the report's test catches it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ecodemo.dashboards import humanize as hz
+from ecodemo.dashboards.common import KIND_NAMES
+from ecodemo.dashboards.labels import Lang, labels
+
+Rows = tuple[list[str], list[tuple[Any, ...]]]
+MAX_TEXT = 120
+_FLAG_KEYS = ("spike", "flat_line", "impossible", "above_capacity", "negative_night",
+              "unit_suspect", "unit_converted", "dst_repeated", "dst_quarantined",
+              "unit_quarantined", "duplicates_quarantined")
+
+
+class MethodLegend:
+    """Numbers each distinct measurement method once; cells show ``[n]``."""
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    def ref(self, method: str) -> str:
+        if method not in self.methods:
+            self.methods.append(method)
+        n = self.methods.index(method) + 1
+        return f'<a class="ref" href="#method-{n}">[{n}]</a>'
+
+    def render(self, lang: Lang) -> str:
+        t = labels(lang)
+        items = "".join(f'<li id="method-{i}">{html.escape(describe_method(m, lang))}</li>'
+                        for i, m in enumerate(self.methods, start=1))
+        return (f'<div class="legend-methods"><h3>{html.escape(t["methods.title"])}</h3>'
+                f'<ol>{items}</ol></div>')
+
+
+_RUNG_ID = re.compile(r"\b(persistence|seasonal_naive|climatology|lgbm_small|lgbm_large)\b")
+_TDP = re.compile(r"TDP \((\d+(?:\.\d+)?) W\)")
+
+
+def describe_method(method: str, lang: Lang) -> str:
+    """A measurement method in plain words (the stored text kept for anything unknown)."""
+    t = labels(lang)
+    low = method.lower()
+    if low.startswith("estimated"):
+        tdp = _TDP.search(method)
+        return t["method.estimated"].format(tdp=tdp.group(1) if tdp else "?") + \
+            f" ({method})"
+    if low.startswith("measured"):
+        return t["method.measured"] + f" ({method})"
+    if low.startswith("not measured") or low.startswith("incomplete"):
+        return t["method.not_measured"] + f" ({method})"
+    return method
+
+
+def quality_summary(flags: Any, n_gaps: Any, lang: Lang) -> str:
+    """'5 pics, 2 trous' from the quality check's counters."""
+    t = labels(lang)
+    data = flags if isinstance(flags, dict) else json.loads(flags) if flags else {}
+    parts = []
+    for key in _FLAG_KEYS:
+        n = data.get(key) or 0
+        if n:
+            parts.append(t["flag.count"].format(n=hz.number(n, lang),
+                                                what=t.get(f"flag.{key}", key)))
+    if n_gaps:
+        parts.append(t["flag.count"].format(n=hz.number(n_gaps, lang), what=t["flag.gaps"]))
+    return ", ".join(parts) or t["flag.none"]
+
+
+def header(col: str, t: dict[str, str]) -> str:
+    key = f"col.{col}"
+    if key in t:
+        return f"<th>{html.escape(t[key])}</th>"
+    return f'<th class="untranslated">{html.escape(col.replace("_", " ").capitalize())}</th>'
+
+
+def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]) -> str:
+    t = labels(lang)
+    if col == "flags":
+        return html.escape(quality_summary(v, row.get("n_gaps"), lang))
+    if v is None:
+        return "–"
+    if col in ("measurement_method", "method"):
+        return legend.ref(str(v))
+    if col == "kind":
+        names = KIND_NAMES.get(str(v))
+        return html.escape(names[0 if lang == "fr" else 1] if names else str(v))
+    if col == "stage":
+        return html.escape(t.get(f"stage.{v}", str(v)))
+    if col in ("model", "name", "chosen_name", "best_no_ai_forecast"):
+        return html.escape(_RUNG_ID.sub(lambda m: t.get(f"rung.short.{m.group(0)}",
+                                                        m.group(0)), str(v)))
+    if isinstance(v, datetime):
+        return html.escape(hz.when(v, lang))
+    if isinstance(v, date):
+        return html.escape(hz.when(datetime(v.year, v.month, v.day), lang, with_time=False))
+    if isinstance(v, int | float | Decimal) and not isinstance(v, bool):
+        return html.escape(number_cell(col, float(v), lang))
+    text = str(v)
+    if len(text) <= MAX_TEXT:
+        return html.escape(text)
+    return f'<span title="{html.escape(text)}">{html.escape(text[:MAX_TEXT - 1])}…</span>'
+
+
+def number_cell(col: str, x: float, lang: Lang) -> str:
+    if col.endswith("_kwh"):
+        return hz.energy(x, lang)
+    if col.endswith(("kgco2e", "emissions_kg")):
+        return hz.co2(x, lang)
+    if col.endswith("_hours"):
+        return hz.duration_h(x, lang)
+    if col.endswith(("_s", "_seconds")):
+        return hz.duration_h(x / 3600, lang)
+    if col.endswith("_pct"):
+        return hz.percent(x / 100, lang)
+    if col == "tolerance":
+        return hz.percent(x, lang)
+    if col.endswith("g_per_kwh"):
+        return f"{hz.number(x, lang)}\u00a0g\u00a0{hz.CO2}/kWh"
+    return hz.number(x, lang, sig=3)
+
+
+def table(rows: Rows, lang: Lang, legend: MethodLegend, drop: tuple[str, ...] = (),
+          caption: str = "") -> str:
+    t = labels(lang)
+    cols, data = rows
+    keep = [i for i, c in enumerate(cols) if c not in drop]
+    head = "".join(header(cols[i], t) for i in keep)
+    body = []
+    for r in data:
+        row = dict(zip(cols, r, strict=True))
+        body.append("<tr>" + "".join(f"<td>{cell(cols[i], r[i], lang, legend, row)}</td>"
+                                     for i in keep) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f'<div class="table-wrap" tabindex="0"><table>{cap}<thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
