@@ -21,6 +21,26 @@ KIND_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
+def site_label_sql(alias: str = "s") -> str:
+    """SQL for a site's short display name: the catalogue's ``short_name``, else one derived
+    from the full name as :func:`ecodemo.dashboards.humanize.short_name` does (the part after
+    a 'Source label:' prefix, without parentheses, cut at a word past 32 characters)."""
+    d = (f"btrim(regexp_replace(regexp_replace({alias}.name, '^[^:]*:\\s*', ''), "
+         f"'\\s*\\([^)]*\\)', '', 'g'), ' -–')")
+    return (f"coalesce({alias}.attributes->>'short_name', CASE WHEN length({d}) <= 32 "
+            f"THEN {d} ELSE regexp_replace(left({d}, 31), '\\s+\\S*$', '') || '…' END)")
+
+
+RUNGS = ("persistence", "seasonal_naive", "climatology", "lgbm_small", "lgbm_large")
+
+
+def rung_label_sql(column: str, lang: Lang) -> str:
+    """A SQL CASE turning a ladder rung id (``seasonal_naive``) into its short words."""
+    t = labels(lang)
+    whens = " ".join(f"WHEN '{r}' THEN '{t[f'rung.short.{r}']}'" for r in RUNGS)
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
 def kind_label_sql(column: str, lang: Lang) -> str:
     """A SQL CASE turning a kind code into its plain-language name."""
     i = 0 if lang == "fr" else 1

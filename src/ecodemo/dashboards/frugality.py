@@ -7,6 +7,8 @@ energy is estimated (CPU load × TDP, constant RAM), never measured by hardware 
 
 from __future__ import annotations
 
+from typing import Any
+
 from grafana_foundation_sdk.builders import barchart, text, xychart
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import common as cm
@@ -15,7 +17,9 @@ from grafana_foundation_sdk.models import xychart as xym
 
 from ecodemo.dashboards.common import (
     base_dashboard,
+    kind_label_sql,
     kind_variable,
+    rung_label_sql,
     stat_panel,
     table_panel,
     ts_panel,
@@ -150,6 +154,39 @@ BALANCE_TABLE_SQL = LATEST_BALANCES + """
     ORDER BY 1, 2
 """
 
+def verdict_sql(t: dict[str, str], lang: Lang) -> str:
+    """The verdict per forecast service, as the report's cards state it: net CO2 with its
+    range, payback, and the break-even of the deciding assumption against the value used."""
+    c = {k: t[f"fv.{k}"] for k in ("service", "net", "net_low", "net_high", "payback",
+                                    "breakeven", "used", "counterfactual", "effect")}
+    return LATEST_BALANCES + f"""
+    SELECT {kind_label_sql("l.kind", lang)} AS "{c['service']}",
+           l.net_kgco2e AS "{c['net']}",
+           (l.assumptions->'ranges'->'net_kgco2e_range'->>0)::float8 AS "{c['net_low']}",
+           (l.assumptions->'ranges'->'net_kgco2e_range'->>1)::float8 AS "{c['net_high']}",
+           l.payback_hours AS "{c['payback']}",
+           CASE WHEN coalesce(l.breakeven->>'unit', '1') = '1'
+                THEN 100 * (l.breakeven->>'breakeven_value')::float8 END AS "{c['breakeven']}",
+           CASE WHEN coalesce(l.breakeven->>'unit', '1') = '1'
+                THEN 100 * (l.breakeven->>'value_used')::float8 END AS "{c['used']}",
+           {rung_label_sql("l.assumptions->'counterfactual'->>'name'", lang)}
+             AS "{c['counterfactual']}",
+           CASE l.assumptions->>'energy_effect' WHEN 'saved' THEN '{t['fv.saved']}'
+                WHEN 'shifted' THEN '{t['fv.shifted']}' END AS "{c['effect']}"
+    FROM latest l
+    ORDER BY 1
+    """
+
+
+def verdict_panel(t: dict[str, str], lang: Lang) -> Any:
+    unit = {"net": "masskg", "net_low": "masskg", "net_high": "masskg", "payback": "h",
+            "breakeven": "percent", "used": "percent"}
+    p = table_panel(t["fv.title"], verdict_sql(t, lang), span=24, height=6)
+    for key, u in unit.items():
+        p = p.override_by_name(t[f"fv.{key}"], [dm.DynamicConfigValue(id_val="unit", value=u)])
+    return p.description(t["fv.desc"])
+
+
 NET_SQL = LATEST_BALANCES + """
     SELECT sum(l.net_kgco2e) AS net_kgco2e, min(l.payback_hours) AS payback_hours
     FROM latest l
@@ -222,6 +259,7 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
     d = base_dashboard(t["frugality.title"], UID, "frugality", kind_variable(lang), lang)
     return (
         d.with_panel(text.Panel().title("").content(t["frugality.intro"]).span(24).height(3))
+        .with_panel(verdict_panel(t, lang))
         .with_panel(stat_panel(t["fr.total_kwh"], TOTALS_SQL,
                                fields="/^(energy_kwh|measurement_method)$/", span=8)
                     .unit("kwatth").decimals(6))

@@ -159,7 +159,8 @@ def _frontier_charts(store: _Store, t: dict[str, str]) -> list[dict[str, Any]]:
             pts.append({"x": sum(kwh) * 3.6e6, "y": 100 * c["nmae"],
                         "label": t.get(f"rung.short.{c['name']}", c["name"]),
                         "group": t["frontier.chosen" if c["name"] == chosen
-                                   else "frontier.other"]})
+                                   else "frontier.other"],
+                        "color": "#2e7d32" if c["name"] == chosen else "#1f77b4"})
         out.append({"id": f"frontier-{i}", "kind": kind, "type": "scatter", "logX": True,
                     "xUnit": "J", "yUnit": "%", "points": pts})
     return out

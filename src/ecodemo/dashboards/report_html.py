@@ -14,7 +14,7 @@ from ecodemo.dashboards import humanize as hz
 from ecodemo.dashboards import verdict
 from ecodemo.dashboards.common import KIND_NAMES
 from ecodemo.dashboards.labels import Lang, labels
-from ecodemo.dashboards.report_tables import MethodLegend, table
+from ecodemo.dashboards.report_tables import MethodLegend, rung_words, table
 
 
 def _e(s: Any) -> str:
@@ -41,18 +41,28 @@ def _details(title: str, body: str, for_print: bool) -> str:
 def _now_cards(data: dict[str, Any], lang: Lang) -> str:
     cols, rows = data["sites"]
     si = {c: i for i, c in enumerate(cols)}
-    short_of = {full: short for short, full in data["site_names"].values()}
     out = []
     for r in rows:
-        full = str(r[si["name"]])
+        full = str(r[si["full_name"]])
         value = r[si["last_value"]]
         val = "–" if value is None else hz.number(float(value), lang)
         out.append(
             f'<div class="card"><div class="muted" title="{_e(full)}">'
-            f'{_e(short_of.get(full, hz.short_name(full)))}</div>'
+            f'{_e(r[si["name"]])}</div>'
             f'<div class="big">{_e(val)}\u00a0<span class="unit">{_e(r[si["unit"]])}</span></div>'
             f'<div class="note">{_e(hz.when(r[si["last_ts"]], lang))}</div></div>')
     return "".join(out)
+
+
+def _balance_methods(rows: tuple[list[str], list[Any]], lang: Lang) -> str:
+    """How each balance was computed, as the balance wrote it (in English), once per kind."""
+    t = labels(lang)
+    cols, data = rows
+    ki, mi = cols.index("kind"), cols.index("method")
+    items = "".join(f"<li><b>{_e(_kind(r[ki], lang))}</b> : {_e(rung_words(str(r[mi]), t))}</li>"
+                    for r in data if r[mi])
+    return (f'<h4>{_e(t["balance.methods"])}</h4><ul class="balance-methods">{items}</ul>'
+            if items else "")
 
 
 def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = False) -> str:
@@ -64,8 +74,10 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
                           "strings": {k: t[k] for k in ("chart.nodata",)}},
                          separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     legend = MethodLegend()
-    # the methods legend gets number 1 for the first method of the verdict's figures
-    ref = legend.ref(data["cards"][0]["method"]) if data["cards"] else ""
+    # the legend's first entry is the measurement method behind most compute figures (the
+    # verdict's cost refers to it); the methods table is sorted by runs, most first
+    mcols, mrows = data["methods"]
+    ref = legend.ref(str(mrows[0][mcols.index("measurement_method")])) if mrows else ""
     cards_html = verdict.render_section(data["cards"], lang, ref)
 
     quality = "".join(f'<p class="sentence">{_e(q)}.</p>' for q in data["quality"])
@@ -83,8 +95,9 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
         _details(t["models.failures"], table(data["failures"], lang, legend), for_print),
         _details(t["fr.table"], table(data["per_stage"], lang, legend), for_print),
         _details(t["fr.methods"], table(data["methods"], lang, legend), for_print),
-        _details(t["fr.balance"], table(data["balances"], lang, legend, ("assumptions",)),
-                 for_print),
+        _details(t["fr.balance"], table(data["balances"], lang, legend,
+                                        ("assumptions", "method"))
+                 + _balance_methods(data["balances"], lang), for_print),
     ])
     when = hz.when(data["generated_at"], lang)
     title = t["report.title"]
@@ -116,8 +129,8 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
 <div class="grid">{accuracy}</div>
 <h3>{_e(t['frontier.title'])}</h3><p class="note">{_e(t['frontier.desc'])}</p>
 <div class="grid">{frontier}</div>
-<h3>{_e(t['fr.kwh_stage.report'])}</h3>
-<div class="grid">{_chart('energy-stage', t['fr.kwh_stage.report'], t['fr.stage.note'])}</div>
+<div class="grid narrow">{_chart('energy-stage', t['fr.kwh_stage.report'], t['fr.stage.note'])}
+</div>
 </section>
 <section id="details"><h2>{_e(t['details.title'])}</h2><p>{_e(t['details.intro'])}</p>
 {legend.render(lang)}

@@ -40,14 +40,20 @@ class MethodLegend:
 
     def render(self, lang: Lang) -> str:
         t = labels(lang)
-        items = "".join(f'<li id="method-{i}">{html.escape(describe_method(m, lang))}</li>'
-                        for i, m in enumerate(self.methods, start=1))
+        items = "".join(
+            f'<li id="method-{i}">{html.escape(rung_words(describe_method(m, lang), t))}</li>'
+            for i, m in enumerate(self.methods, start=1))
         return (f'<div class="legend-methods"><h3>{html.escape(t["methods.title"])}</h3>'
                 f'<ol>{items}</ol></div>')
 
 
 _RUNG_ID = re.compile(r"\b(persistence|seasonal_naive|climatology|lgbm_small|lgbm_large)\b")
 _TDP = re.compile(r"TDP \((\d+(?:\.\d+)?) W\)")
+
+
+def rung_words(text: str, t: dict[str, str]) -> str:
+    """Ladder rung ids in a text ('lgbm_large v2') as their short words ('LightGBM grand v2')."""
+    return _RUNG_ID.sub(lambda m: t.get(f"rung.short.{m.group(0)}", m.group(0)), text)
 
 
 def describe_method(method: str, lang: Lang) -> str:
@@ -100,16 +106,13 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
         return html.escape(names[0 if lang == "fr" else 1] if names else str(v))
     if col == "stage":
         return html.escape(t.get(f"stage.{v}", str(v)))
-    if col in ("model", "name", "chosen_name", "best_no_ai_forecast"):
-        return html.escape(_RUNG_ID.sub(lambda m: t.get(f"rung.short.{m.group(0)}",
-                                                        m.group(0)), str(v)))
     if isinstance(v, datetime):
         return html.escape(hz.when(v, lang))
     if isinstance(v, date):
         return html.escape(hz.when(datetime(v.year, v.month, v.day), lang, with_time=False))
     if isinstance(v, int | float | Decimal) and not isinstance(v, bool):
         return html.escape(number_cell(col, float(v), lang))
-    text = str(v)
+    text = rung_words(str(v), t)
     if len(text) <= MAX_TEXT:
         return html.escape(text)
     return f'<span title="{html.escape(text)}">{html.escape(text[:MAX_TEXT - 1])}…</span>'

@@ -16,6 +16,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from ecodemo.dashboards.common import (
     base_dashboard,
     kind_label_sql,
+    site_label_sql,
     stat_panel,
     ts_panel,
 )
@@ -26,12 +27,15 @@ from ecodemo.units import NOT_ADDITIVE
 UID = "ecodemo-territory"
 RENEWABLE = "('solar', 'wind')"
 MOBILITY = "('traffic', 'bike', 'pedestrian', 'transit')"
+#: A site's short display name in SQL (full name in ``sites.name``, shown in tooltips).
+SITE_LABEL = site_label_sql("s")
 
 
 def site_variable(lang: Lang) -> dash.QueryVariable:
     return (
         dash.QueryVariable("site").label(labels(lang)["site"]).datasource(PG)
-        .query("SELECT site_id AS __value, name AS __text FROM sites ORDER BY kind, name")
+        .query(f"SELECT site_id AS __value, {SITE_LABEL} AS __text FROM sites s "
+               "ORDER BY kind, name")
         .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD).multi(True).include_all(True)
         .current(dm.VariableOption(text="All", value="$__all"))
     )
@@ -43,7 +47,7 @@ def site_variable(lang: Lang) -> dash.QueryVariable:
 # a join, which the planner, unable to size the range, runs as a hash join over every reading
 # (1.6 s at 8.76 M readings).
 NOW_SQL = """
-    SELECT r.ts AS "time", s.name || ' (' || se.unit || ')' AS metric, r.value
+    SELECT r.ts AS "time", SITE_LABEL || ' (' || se.unit || ')' AS metric, r.value
     FROM sensors se
     JOIN sites s ON s.site_id = se.site_id
     CROSS JOIN LATERAL (
@@ -59,7 +63,7 @@ NOW_SQL = """
     ) r
     WHERE se.site_id IN ($site)
     ORDER BY 1
-"""
+""".replace("SITE_LABEL", SITE_LABEL)
 
 
 #: Past this many site lines a chart is unreadable: the history panels then draw one line per
@@ -81,7 +85,8 @@ def history_sql(kinds: str, t: dict[str, str], lang: Lang,
     not_additive = ", ".join(f"'{u}'" for u in NOT_ADDITIVE)
     return f"""
     WITH s0 AS (
-        SELECT se.sensor_id, se.kind, se.unit, s.name || ' (' || se.unit || ')' AS site_metric
+        SELECT se.sensor_id, se.kind, se.unit,
+               {SITE_LABEL} || ' (' || se.unit || ')' AS site_metric
         FROM sensors se JOIN sites s ON s.site_id = se.site_id
         WHERE se.site_id IN ($site) AND se.kind IN {kinds}
     ),
@@ -149,9 +154,9 @@ def forecast_sql(t: dict[str, str]) -> str:
     """
 
 
-MAP_SQL = """
-    SELECT s.name, s.kind, s.latitude AS lat, s.longitude AS lon, l.value AS last_value,
-           se.unit, l.ts AS last_ts
+MAP_SQL = f"""
+    SELECT {SITE_LABEL} AS name, s.name AS full_name, s.kind, s.latitude AS lat,
+           s.longitude AS lon, l.value AS last_value, se.unit, l.ts AS last_ts
     FROM sites s
     JOIN sensors se ON se.site_id = s.site_id
     LEFT JOIN LATERAL (

@@ -100,8 +100,11 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
         model = chosen.get(kind) or b.get("model_name") or b["model_id"]
         be = _json(b.get("breakeven"))
         comps = _json(b["assumptions"].get("components"))
-        build = [_f(_json(comps.get(n)).get("kwh")) for n in ("train",)]
-        run = [_f(_json(comps.get(n)).get("kwh")) for n in ("predict", "ingest")]
+        # building: choosing the model (every rung tried) and training it; running: collecting
+        # and forecasting; evaluation and reporting are shown apart when the balance has them
+        build = [_f(_json(comps.get(n)).get("kwh")) for n in ("selection", "train")
+                 if n in comps]
+        run = [_f(_json(comps.get(n)).get("kwh")) for n in ("predict", "ingest") if n in comps]
         cards.append({
             "kind": kind, "sites": sites.get(kind, []), "model": str(model),
             "model_is_ml": str(model) not in NO_AI,
@@ -115,7 +118,13 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
             "compute_kgco2e": _f(b.get("compute_kgco2e")),
             "build_kwh": None if None in build else sum(x or 0.0 for x in build),
             "run_kwh": None if None in run else sum(x or 0.0 for x in run),
-            "selection_kwh": _f(_pick(b, "selection_kwh")),
+            "selection_kwh": _f(_pick(b, "selection_kwh"))
+            if _pick(b, "selection_kwh") is not None
+            else _f(_json(comps.get("selection")).get("kwh")),
+            "accounting_kwh": _f(_json(comps.get("accounting")).get("kwh")),
+            # the balance says 'declared for <kind> in the benefit model' or 'benefit model default'
+            "counterfactual_declared": isinstance(cf, dict)
+            and str(cf.get("declared") or "").startswith("declared"),
             "avoided_kwh": _f(b.get("avoided_kwh")),
             "avoided_kgco2e": _f(b.get("avoided_kgco2e")),
             "avoided_kgco2e_range": _range(_pick(b, "avoided_kgco2e_range")),
@@ -126,6 +135,7 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
             "payback_hours_range": _range(_pick(b, "payback_hours_range")),
             "key": be.get("parameter"), "key_used": _f(be.get("value_used")),
             "key_breakeven": _f(be.get("breakeven_value")),
+            "key_breakeven_range": _range(be.get("breakeven_range")),
             "ml_share": _f(inc.get("share")) if inc.get("is_machine_learning") else None,
             "method": b.get("method") or "",
         })
@@ -178,12 +188,13 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         acc = t["verdict.no_ai"].format(model=_e(_rung(c["model"], t)))
     elif c["nmae"] is not None and c["nmae_counterfactual"]:
         gain = 1 - c["nmae"] / c["nmae_counterfactual"]
-        acc = t["verdict.better" if gain >= 0 else "verdict.worse"].format(
+        which = "verdict.better.declared" if c["counterfactual_declared"] else "verdict.better"
+        acc = t[which if gain >= 0 else "verdict.worse"].format(
             err=hz.percent(c["nmae"], lang), gain=hz.percent(abs(gain), lang), cf=cf,
             model=_e(_rung(c["model"], t)))
     else:
         acc = t["verdict.acc_unknown"].format(model=_e(_rung(c["model"], t)), cf=cf)
-    if c["counterfactual_why"]:
+    if c["counterfactual_why"] and lang == "en":  # the balance writes its reasons in English
         acc += f' <span class="note">({_e(str(c["counterfactual_why"]))})</span>'
     rows.append(_row(t["verdict.accuracy"], acc))
     # cost
@@ -200,6 +211,8 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
                                                     run=hz.energy(c["run_kwh"], lang))
         if c["selection_kwh"] is not None:
             cost += " " + t["verdict.selection"].format(kwh=hz.energy(c["selection_kwh"], lang))
+        if c["accounting_kwh"]:  # none recorded yet: nothing to say
+            cost += " " + t["verdict.accounting"].format(kwh=hz.energy(c["accounting_kwh"], lang))
         bulb = hz.bulb(c["compute_kwh"], lang)
         if bulb:
             cost += f' <span class="compare">{_e(t["verdict.that_is"])} {_e(bulb)}.</span>'
@@ -240,6 +253,10 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         decide = t.get(f"verdict.key.{key}", t["verdict.key.other"]).format(
             be=share_phrase(c["key_breakeven"], lang), used=share_phrase(c["key_used"], lang),
             key=_e(str(key)))
+        rng = c["key_breakeven_range"]
+        if rng:
+            decide += " " + t["verdict.be_range"].format(lo=share_phrase(rng[0], lang),
+                                                         hi=share_phrase(rng[1], lang))
     elif key:
         decide = t["verdict.key.none"].format(key=_e(t.get(f"key.{key}", str(key))))
     else:

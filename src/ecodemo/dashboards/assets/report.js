@@ -230,7 +230,7 @@
     svgEl("text", {x: f.W - f.m.r, y: f.H - 2, "text-anchor": "end", "class": "unit"}, f.svg).textContent = spec.xUnit || "";
     var groups = {}, items = [];
     pts.forEach(function (p) {
-      if (!(p.group in groups)) { groups[p.group] = COLORS[items.length % COLORS.length]; items.push({name: p.group, color: groups[p.group]}); }
+      if (!(p.group in groups)) { groups[p.group] = p.color || COLORS[items.length % COLORS.length]; items.push({name: p.group, color: groups[p.group]}); }
       var c = svgEl("circle", {cx: xs(p.x), cy: ys(p.y), r: 6, fill: groups[p.group], "class": "dot"}, f.svg);
       var right = xs(p.x) > f.W * 0.7;
       svgEl("text", {x: xs(p.x) + (right ? -9 : 9), y: ys(p.y) - 6, "text-anchor": right ? "end" : "start",
