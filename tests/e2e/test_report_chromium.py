@@ -37,7 +37,8 @@ def _chromium(tmp: Path, *args: str, size: str = "1280,2400") -> subprocess.Comp
 
 
 class _Visible(HTMLParser):
-    """Text a reader sees (scripts and styles left out) and the table headers."""
+    """Text a reader reads as words (scripts, styles and identifiers marked as <code> left
+    out) and the table headers."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,13 +48,13 @@ class _Visible(HTMLParser):
         self._in_th = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.skip += tag in ("script", "style")
+        self.skip += tag in ("script", "style", "code")
         if tag == "th":
             self._in_th = True
             self.headers.append("")
 
     def handle_endtag(self, tag: str) -> None:
-        self.skip -= tag in ("script", "style")
+        self.skip -= tag in ("script", "style", "code")
         self._in_th = self._in_th and tag != "th"
 
     def handle_data(self, data: str) -> None:

@@ -21,6 +21,7 @@ from ecodemo.dashboards import frugality, models_pipeline, territory, verdict
 from ecodemo.dashboards import humanize as hz
 from ecodemo.dashboards.grafana_sql import QueryContext, Variable, expand
 from ecodemo.dashboards.labels import Lang, labels
+from ecodemo.energy.practices import frugal_practices
 from ecodemo.store.connection import connect
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]
@@ -216,6 +217,7 @@ def collect(conn: psycopg.Connection, lang: Lang = "fr") -> dict[str, Any]:
     data["per_stage"] = s.panel(frugality.PER_STAGE_MODEL_SQL, far_past, now)
     data["methods"] = s.panel(frugality.METHODS_SQL, far_past, now)
     data["balances"] = s.panel(frugality.BALANCE_TABLE_SQL, far_past, now)
+    data["practices"] = frugal_practices(conn)
     return data
 
 

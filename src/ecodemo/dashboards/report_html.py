@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -19,6 +20,15 @@ from ecodemo.dashboards.report_tables import MethodLegend, rung_words, table
 
 def _e(s: Any) -> str:
     return html.escape(str(s))
+
+
+_IDENT = re.compile(r"\b[A-Za-z]\w*_\w+\b")
+
+
+def _prose(text: str) -> str:
+    """Free text written by the pipeline (evidence, methods): escaped, with the identifiers it
+    names (tables, settings) marked as code rather than read as words."""
+    return _IDENT.sub(lambda m: f"<code>{m.group(0)}</code>", html.escape(text))
 
 
 def _kind(kind: str, lang: Lang) -> str:
@@ -54,13 +64,29 @@ def _now_cards(data: dict[str, Any], lang: Lang) -> str:
     return "".join(out)
 
 
+def _practices(practices: list[dict[str, Any]], lang: Lang) -> str:
+    """The AFNOR SPEC 2314 practices the store shows, each with its evidence."""
+    t = labels(lang)
+    if not practices:
+        return ""
+    answer = {True: "practices.yes", False: "practices.no", None: "practices.unknown"}
+    rows = "".join(
+        f"<tr><td>{_e(t.get('practice.' + str(p['practice']), p['practice']))}</td>"
+        f"<td>{_e(t[answer.get(p.get('applied'), 'practices.unknown')])}</td>"
+        f"<td>{_prose(rung_words(str(p.get('evidence') or ''), t))}</td></tr>" for p in practices)
+    head = "".join(f"<th>{_e(t['practices.col.' + c])}</th>"
+                   for c in ("practice", "applied", "evidence"))
+    return (f'<div class="table-wrap" tabindex="0"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def _balance_methods(rows: tuple[list[str], list[Any]], lang: Lang) -> str:
     """How each balance was computed, as the balance wrote it (in English), once per kind."""
     t = labels(lang)
     cols, data = rows
     ki, mi = cols.index("kind"), cols.index("method")
-    items = "".join(f"<li><b>{_e(_kind(r[ki], lang))}</b> : {_e(rung_words(str(r[mi]), t))}</li>"
-                    for r in data if r[mi])
+    items = "".join(f"<li><b>{_e(_kind(r[ki], lang))}</b> : "
+                    f"{_prose(rung_words(str(r[mi]), t))}</li>" for r in data if r[mi])
     return (f'<h4>{_e(t["balance.methods"])}</h4><ul class="balance-methods">{items}</ul>'
             if items else "")
 
@@ -87,6 +113,7 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
     frontier = "".join(_chart(a["id"], _kind(a["kind"], lang)) for a in data["frontier"])
 
     details = "".join([
+        _details(t["practices.title"], _practices(data.get("practices", []), lang), for_print),
         _details(t["models.choice"], table(data["choices"], lang, legend,
                                            ("candidates", "model_id", "reason")), for_print),
         _details(t["models.versions"], table(data["versions"], lang, legend,
@@ -96,7 +123,7 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
         _details(t["fr.table"], table(data["per_stage"], lang, legend), for_print),
         _details(t["fr.methods"], table(data["methods"], lang, legend), for_print),
         _details(t["fr.balance"], table(data["balances"], lang, legend,
-                                        ("assumptions", "method"))
+                                        ("assumptions", "method", "breakeven"))
                  + _balance_methods(data["balances"], lang), for_print),
     ])
     when = hz.when(data["generated_at"], lang)

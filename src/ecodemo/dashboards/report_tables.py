@@ -99,6 +99,10 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
         return html.escape(quality_summary(v, row.get("n_gaps"), lang))
     if v is None:
         return "–"
+    if col.endswith("_range") and isinstance(v, list) and len(v) == 2:
+        return html.escape(range_cell(col, v, lang))
+    if col == "energy_effect":
+        return html.escape(t.get(f"effect.{v}", str(v)))
     if col in ("measurement_method", "method"):
         return legend.ref(str(v))
     if col == "kind":
@@ -116,6 +120,17 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
     if len(text) <= MAX_TEXT:
         return html.escape(text)
     return f'<span title="{html.escape(text)}">{html.escape(text[:MAX_TEXT - 1])}…</span>'
+
+
+def range_cell(col: str, pair: list[Any], lang: Lang) -> str:
+    """A [low, high] pair in the unit its column's name says."""
+    lo, hi = (None if x is None else float(x) for x in pair)
+    if col.endswith("_kwh_range"):
+        return hz.energy_range(lo, hi, lang)
+    if col.endswith("_kgco2e_range"):
+        return hz.co2_range(lo, hi, lang)
+    return f"{number_cell(col[:-6], lo, lang) if lo is not None else '–'} – " \
+           f"{number_cell(col[:-6], hi, lang) if hi is not None else '–'}"
 
 
 def number_cell(col: str, x: float, lang: Lang) -> str:
