@@ -134,3 +134,26 @@ def test_cli_report_english_html_and_pdf_needs_chromium(settings, conn, snapshot
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and "apt-get install chromium" in lines[0]
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_site_short_name_is_the_same_in_sql_and_python(conn) -> None:
+    """The dashboards derive a site's display name in SQL, the report in Python: same text."""
+    from ecodemo.dashboards.common import site_label_sql
+    from ecodemo.dashboards.humanize import short_name
+
+    names = ["Paris bike counter: 28 boulevard Diderot O-E (site 28, id 1)",
+             "RTE eCO2mix Hauts-de-France regional solar production (MW, 30-min)",
+             "Counter: Rue Saint-Antoine (Bastille -> Jacques Coeur) - hourly flow",
+             "Short one", "Prefix: a very long street name that goes on and on forever"]
+    for i, name in enumerate(names):
+        conn.execute("INSERT INTO sites (site_id, name, kind, latitude, longitude) "
+                     "VALUES (%s, %s, 'bike', 48.8, 2.3)", (f"sn-{i}", name))
+    conn.execute("INSERT INTO sites (site_id, name, kind, latitude, longitude, attributes) "
+                 "VALUES ('sn-x', 'Long official name', 'bike', 48.8, 2.3, "
+                 "'{\"short_name\": \"Given\"}')")
+    rows = conn.execute(f"SELECT s.site_id, s.name, {site_label_sql('s')} FROM sites s "
+                        "WHERE s.site_id LIKE 'sn-%' ORDER BY 1").fetchall()
+    got = {sid: label for sid, _name, label in rows}
+    assert got.pop("sn-x") == "Given"   # the catalogue's field wins
+    assert got == {f"sn-{i}": short_name(n) for i, n in enumerate(names)}
+    assert got["sn-0"] == "28 boulevard Diderot O-E" and got["sn-4"].endswith("…")

@@ -28,7 +28,7 @@ def site_label_sql(alias: str = "s") -> str:
     d = (f"btrim(regexp_replace(regexp_replace({alias}.name, '^[^:]*:\\s*', ''), "
          f"'\\s*\\([^)]*\\)', '', 'g'), ' -–')")
     return (f"coalesce({alias}.attributes->>'short_name', CASE WHEN length({d}) <= 32 "
-            f"THEN {d} ELSE regexp_replace(left({d}, 31), '\\s+\\S*$', '') || '…' END)")
+            f"THEN {d} ELSE regexp_replace(left({d}, 31), '\\s+\\S*\\Z', '') || '…' END)")
 
 
 RUNGS = ("persistence", "seasonal_naive", "climatology", "lgbm_small", "lgbm_large")

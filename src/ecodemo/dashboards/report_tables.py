@@ -108,8 +108,8 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
     if col == "kind":
         names = KIND_NAMES.get(str(v))
         return html.escape(names[0 if lang == "fr" else 1] if names else str(v))
-    if col == "stage":
-        return html.escape(t.get(f"stage.{v}", str(v)))
+    if col in ("stage", "status"):
+        return html.escape(t.get(f"{col}.{v}", str(v)))
     if isinstance(v, datetime):
         return html.escape(hz.when(v, lang))
     if isinstance(v, date):
@@ -134,6 +134,8 @@ def range_cell(col: str, pair: list[Any], lang: Lang) -> str:
 
 
 def number_cell(col: str, x: float, lang: Lang) -> str:
+    if col.endswith("g_per_kwh"):
+        return f"{hz.number(x, lang)}\u00a0g\u00a0{hz.CO2}/kWh"
     if col.endswith("_kwh"):
         return hz.energy(x, lang)
     if col.endswith(("kgco2e", "emissions_kg")):
@@ -146,8 +148,6 @@ def number_cell(col: str, x: float, lang: Lang) -> str:
         return hz.percent(x / 100, lang)
     if col == "tolerance":
         return hz.percent(x, lang)
-    if col.endswith("g_per_kwh"):
-        return f"{hz.number(x, lang)}\u00a0g\u00a0{hz.CO2}/kWh"
     return hz.number(x, lang, sig=3)
 
 
