@@ -20,6 +20,7 @@ import psycopg
 
 from ecodemo.dashboards import humanize as hz
 from ecodemo.dashboards.labels import Lang, labels
+from ecodemo.dashboards.report_tables import rung_words
 
 NO_AI = ("persistence", "seasonal_naive", "climatology")
 
@@ -195,7 +196,7 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
     else:
         acc = t["verdict.acc_unknown"].format(model=_e(_rung(c["model"], t)), cf=cf)
     if c["counterfactual_why"] and lang == "en":  # the balance writes its reasons in English
-        acc += f' <span class="note">({_e(str(c["counterfactual_why"]))})</span>'
+        acc += f' <span class="note">({_e(rung_words(str(c["counterfactual_why"]), t))})</span>'
     rows.append(_row(t["verdict.accuracy"], acc))
     # cost
     period = hz.duration_h(c["period_h"], lang)
