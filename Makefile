@@ -58,7 +58,13 @@ deps:  ## install the missing Debian packages the suite needs (as root, else wit
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
-test: deps $(VENV)/.all lint  ## install everything and run the whole suite (real PostgreSQL, Airflow...)
+# axe-core (MPL-2.0), the report's accessibility checker, from npm at test time (not vendored);
+# without npm (Debian package npm, or Node.js's own) the accessibility test is skipped
+node_modules/axe-core/axe.min.js:
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the report's accessibility test will be skipped" >&2; exit 0; }; \
+	npm install --no-save --no-package-lock --no-audit --no-fund axe-core@4
+
+test: deps $(VENV)/.all lint node_modules/axe-core/axe.min.js  ## install everything and run the whole suite (real PostgreSQL, Airflow...)
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
 	$(BIN)/python -m pytest
 
