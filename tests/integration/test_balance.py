@@ -202,6 +202,18 @@ def test_whole_life_and_ranges_hand_checked(conn, runs, model) -> None:
     assert assumptions["unmeasured_runs"] == 0
 
 
+def test_inference_is_counted_at_the_service_cadence(conn, runs) -> None:
+    """2 inference runs recorded in 24 h, a service forecasting every 6 h: 4 runs counted."""
+    parts = gather.gather_components(conn, "solar", V1, T0, T1, 168, inference_cadence_h=6)
+    pred = parts["predict"]
+    assert pred.kwh == pytest.approx(0.1 * 2) and pred.factor.central == pytest.approx(2)
+    assert pred.kwh_span.pair() == pytest.approx([0.06 * 2, 0.14 * 2])
+    assert "every 6 h" in pred.note
+    # more runs than the cadence implies: counted as recorded, never scaled down
+    parts = gather.gather_components(conn, "solar", V1, T0, T1, 168, inference_cadence_h=24)
+    assert parts["predict"].kwh == pytest.approx(0.1)
+
+
 def test_saved_energy_enters_a_kwh_net(conn, runs, model) -> None:
     km = model.kind("bike")
     parts = gather.gather_components(conn, "solar", V1, T0, T1, 168)

@@ -100,7 +100,8 @@ def test_evaluate_live_forecasts_against_actuals(settings, conn, bike_data) -> N
     assert red["error_reduction"] == pytest.approx(mae_naive - mae_model)
     f = row[1]["kind_model"]["kwh_per_error_unit_hour"]
     assert row[0] == pytest.approx((mae_naive - mae_model) * 49 * f)
-    assert row[2] == pytest.approx(0.01 * 49 / 168 + 0.001)  # no ingest runs in the period
+    # no ingest runs in the period; one inference run, counted at the hourly cadence (x 49)
+    assert row[2] == pytest.approx(0.01 * 49 / 168 + 0.001 * 49)
     # the evaluate stage measured itself
     assert conn.execute("SELECT count(*) FROM compute_runs WHERE stage = 'evaluate' "
                         "AND run_id = %s", (out["evaluate_run_id"],)).fetchone()[0] == 1

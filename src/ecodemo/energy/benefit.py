@@ -159,6 +159,7 @@ class Accounting(BaseModel):
     counterfactual: Counterfactual
     secondary_counterfactuals: list[str] = Field(default_factory=list)
     default_period_days: float = Field(default=7, gt=0)
+    inference_cadence_h: float | None = Field(default=1, gt=0)
     training_service_life_h: Parameter
     measurement_bands: dict[Literal["hardware_counters", "estimated"], MeasurementBand]
 

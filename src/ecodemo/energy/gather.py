@@ -80,8 +80,13 @@ WHERE c.sensor_kind = %(kind)s AND c.started_at <= choice.decided_at
 
 def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start: datetime,
                       end: datetime, service_life_h: Parameter | float, *, n_kinds: int = 1,
-                      band: Band | None = None) -> dict[str, Component]:
-    """The five components of one kind's balance for ``model_id`` over ``[start, end)``."""
+                      band: Band | None = None,
+                      inference_cadence_h: float | None = None) -> dict[str, Component]:
+    """The five components of one kind's balance for ``model_id`` over ``[start, end)``.
+
+    With ``inference_cadence_h``, inference is counted at that cadence when fewer runs than it
+    implies were recorded: the measured runs' energy x (expected runs / recorded runs).
+    """
     period_h = (end - start).total_seconds() / 3600.0
     life = (service_life_h.span() if isinstance(service_life_h, Parameter)
             else Span.point(float(service_life_h)))
@@ -121,9 +126,14 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
         AND (c.model_id = %(model)s OR c.model_id IN (
              SELECT v.model_id FROM models m JOIN models v ON v.kind = m.kind
                     AND v.name = m.name WHERE m.model_id = %(model)s))""", p)
-    predict = component("predict", pred, band=band,
+    expected = period_h / inference_cadence_h if inference_cadence_h else 0.0
+    scale = expected / len(pred) if pred and expected > len(pred) else 1.0
+    predict = component("predict", pred, scale, band=band,
                         note=f"{len(pred)} inference run(s) of the service (any version of "
-                             f"the rung) started in the period; ladder backtests excluded")
+                             f"the rung) started in the period; ladder backtests excluded"
+                             + (f"; counted at the service's cadence of one run every "
+                                f"{inference_cadence_h:g} h: x {scale:.4g} ({expected:.4g} "
+                                f"runs in the period)" if scale != 1.0 else ""))
 
     share, share_how = kind_share_of_rows(conn, kind, start, end)
     own = _runs(conn, """c.stage = 'ingest' AND c.started_at >= %(start)s

@@ -113,7 +113,9 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                 continue
             parts = gather.gather_components(conn, kind, model_id, start, end, life,
                                              n_kinds=len(kinds),
-                                             band=lambda m: model.accounting.band(m)[0])
+                                             band=lambda m: model.accounting.band(m)[0],
+                                             inference_cadence_h=(
+                                                 model.accounting.inference_cadence_h))
             av = benefit.avoided(km, red.error_reduction, period_h)
             b = balance.Balance(
                 kind=kind, model_id=model_id, period_start=start, period_end=end, **parts,
