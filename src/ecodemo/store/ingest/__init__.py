@@ -11,7 +11,8 @@ in a thread while the server writes the current batch (see ``benchmarks/ingest.p
 
 Layout, imports pointing down: ``records`` (sensor info, counts, rejected rows, flag bits) <-
 ``timestamps`` (ISO 8601 parsing, DST) <- ``validation`` <- ``binary_copy`` <- ``write``
-(classify, COPY, upsert, quarantine) <- ``csv_source`` (streaming files). Imports inside the
+(classify, COPY, upsert, quarantine) <- ``csv_source`` (streaming files; ``csv_rows``: rows
+that are not rows, rejected with their line). Imports inside the
 package are relative, so ``benchmarks/ingest.py --compare-with`` can load a copy of it.
 """
 

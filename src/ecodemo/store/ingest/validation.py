@@ -119,10 +119,12 @@ class _Reasons:
 
 
 def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int = 2,
-             id_column: str = "site_id") -> ValidatedBatch:
+             id_column: str = "site_id", line_numbers: np.ndarray | None = None
+             ) -> ValidatedBatch:
     """Validate a batch of long-format rows (string columns). Pure: no database access.
 
-    ``first_line`` is the file line of the batch's first row (header is line 1).
+    ``first_line`` is the file line of the batch's first row (header is line 1);
+    ``line_numbers``, when given, is each row's line (rows skipped before it shift them).
     """
     n = table.num_rows
     ts_s = _strings(table.column("timestamp"))
@@ -255,7 +257,8 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
         codes = why.code[bad_pos].tolist()
         for j, bpos in enumerate(bad_pos.tolist()):
             raw = ",".join("" if c[j] is None else str(c[j]) for c in cols)
-            rejected.append(Rejected(first_line + bpos, cols[1][j] or None, raw,
+            line = first_line + bpos if line_numbers is None else int(line_numbers[bpos])
+            rejected.append(Rejected(line, cols[1][j] or None, raw,
                                      why.texts[codes[j]]))
     return ValidatedBatch(used, code_to_idx[sid_codes[order]], ts_us[order], values[order],
                           flags[order], rejected)
