@@ -57,13 +57,10 @@ def ingest(settings: Settings, source: str, interval_start: datetime | None = No
 def kinds(settings: Settings, *, with_model: bool = False) -> list[str]:
     """Kinds to map over: with readings, or (``with_model``) with a promoted model."""
     from ecodemo.scheduling import kinds_with_promoted_model
+    from ecodemo.store.kinds import kinds_with_readings
 
-    if not with_model:
-        from ecodemo.models.stages import kinds_with_data
-
-        return list(kinds_with_data(settings))
     with open_database(settings).connect() as conn:
-        return kinds_with_promoted_model(conn)
+        return kinds_with_promoted_model(conn) if with_model else kinds_with_readings(conn)
 
 
 def kinds_due_for_training(settings: Settings, *, force: bool) -> list[dict[str, Any]]:

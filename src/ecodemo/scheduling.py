@@ -29,16 +29,6 @@ ABSOLUTE_LOW_G_PER_KWH = 30.0
 MAX_INTENSITY_AGE = timedelta(hours=3)
 
 
-def kinds_with_readings(conn: psycopg.Connection) -> list[str]:
-    """Kinds that have at least one enabled sensor with readings, sorted."""
-    rows = conn.execute(
-        """SELECT DISTINCT s.kind FROM sensors s
-           WHERE s.enabled AND EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.sensor_id)
-           ORDER BY s.kind"""
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def kinds_with_promoted_model(conn: psycopg.Connection) -> list[str]:
     """Kinds that have a promoted model (what the forecast DAG maps over), sorted."""
     rows = conn.execute(

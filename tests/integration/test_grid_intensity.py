@@ -61,7 +61,7 @@ def test_one_plausibility_limit_for_both_readers(conn) -> None:
     """The éCO2mix parser and the sensors' writer share the table's one bound (2,000 g/kWh)."""
     import pyarrow as pa
 
-    from ecodemo.sensors.grid import upsert_grid_intensity
+    from ecodemo.sensors.carbon_intensity import upsert_grid_intensity
     from ecodemo.store.grid_intensity import MAX_G_PER_KWH
 
     ts = "2024-05-01T08:00:00+00:00"

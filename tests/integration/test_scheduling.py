@@ -14,10 +14,10 @@ from ecodemo.scheduling import (
     ABSOLUTE_LOW_G_PER_KWH,
     kinds_due_for_training,
     kinds_with_promoted_model,
-    kinds_with_readings,
     low_carbon_window,
 )
 from ecodemo.sensors.catalogue import load_catalogue
+from ecodemo.store.kinds import kinds_with_readings
 from tests.catalogues import snapshot_only
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,13 +66,45 @@ def _when(text: str | None, option: str) -> datetime | None:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-def _run_source(command: str, source: str, start: str | None, end: str | None,
+@dataclass(frozen=True)
+class _SourceCommand:
+    """One ``ecodemo ingest <name> SOURCE`` command: a one-shot run of a catalogue source."""
+
+    name: str
+    connector: str
+    default_source: str | None   # None: the source must be named
+    source_help: str
+    summary: str                 # the command's --help
+    interval: bool = True        # takes --start/--end
+
+
+SOURCE_COMMANDS = (
+    _SourceCommand("opendatasoft", "opendatasoft", None,
+                   "Catalogue source using the opendatasoft connector (e.g. paris-bike, "
+                   "paris-road, odre-eco2mix-regional, odre-eco2mix-national-co2).",
+                   "Fetch an Opendatasoft Explore API v2.1 dataset for the source's enabled "
+                   "sensors."),
+    _SourceCommand("open-meteo", "open_meteo", "open-meteo",
+                   "Catalogue source using open_meteo.",
+                   "Fetch hourly Open-Meteo weather (archive, then forecast) at the sites' "
+                   "coordinates."),
+    _SourceCommand("files", "files", "drop",
+                   "Catalogue source using the files connector (a drop folder).",
+                   "Ingest new CSV/Parquet files of a drop folder (each file once, by content "
+                   "hash).", interval=False),
+    _SourceCommand("simulate", "simulator", "simulator",
+                   "Catalogue source using the simulator.",
+                   "Generate seeded synthetic readings for the simulator source's sensors."),
+)
+
+
+def _run_source(spec: _SourceCommand, source: str, start: str | None, end: str | None,
                 catalogue: Path | None) -> None:
     from ecodemo.sensors import stages
 
     res = stages.ingest_source(settings(), source, _when(start, "--start"),
                                _when(end, "--end"), catalogue_path=catalogue,
-                               connector=stages.COMMAND_CONNECTOR[command])
+                               connector=spec.connector)
     console.print(f"{source}: {stages.summary_line(res)}")
     for sid, c in sorted(res.get("sensors", {}).items()):
         console.print(f"  {sid}: {c['inserted']:,} inserted, {c['updated']:,} updated, "
@@ -81,46 +115,25 @@ def _run_source(command: str, source: str, start: str | None, end: str | None,
         console.print(f"  (source '{source}' is disabled in the catalogue: ran because asked)")
 
 
-@app.command("opendatasoft")
-def opendatasoft_cmd(
-    source: str = typer.Argument(..., help="Catalogue source using the opendatasoft connector "
-                                 "(e.g. paris-bike, paris-road, odre-eco2mix-regional, "
-                                 "odre-eco2mix-national-co2)."),
-    start: str | None = START_OPT, end: str | None = END_OPT,
-    catalogue: Path | None = CATALOGUE_OPT,
-) -> None:
-    """Fetch an Opendatasoft Explore API v2.1 dataset for the source's enabled sensors."""
-    _run_source("opendatasoft", source, start, end, catalogue)
+def _source_command(spec: _SourceCommand) -> Callable[..., None]:
+    """The Typer command of ``spec``: one shape for every one-shot connector."""
+    source_arg = typer.Argument(spec.default_source if spec.default_source else ...,
+                                help=spec.source_help)
+    if spec.interval:
+        def command(source: str = source_arg, start: str | None = START_OPT,
+                    end: str | None = END_OPT, catalogue: Path | None = CATALOGUE_OPT) -> None:
+            _run_source(spec, source, start, end, catalogue)
+    else:
+        def command(source: str = source_arg,  # type: ignore[misc]
+                    catalogue: Path | None = CATALOGUE_OPT) -> None:
+            _run_source(spec, source, None, None, catalogue)
+    command.__doc__ = spec.summary
+    command.__name__ = f"{spec.name.replace('-', '_')}_cmd"
+    return command
 
 
-@app.command("open-meteo")
-def open_meteo_cmd(
-    source: str = typer.Argument("open-meteo", help="Catalogue source using open_meteo."),
-    start: str | None = START_OPT, end: str | None = END_OPT,
-    catalogue: Path | None = CATALOGUE_OPT,
-) -> None:
-    """Fetch hourly Open-Meteo weather (archive, then forecast) at the sites' coordinates."""
-    _run_source("open-meteo", source, start, end, catalogue)
-
-
-@app.command("files")
-def files_cmd(
-    source: str = typer.Argument("drop", help="Catalogue source using the files connector "
-                                 "(a drop folder)."),
-    catalogue: Path | None = CATALOGUE_OPT,
-) -> None:
-    """Ingest new CSV/Parquet files of a drop folder (each file once, by content hash)."""
-    _run_source("files", source, None, None, catalogue)
-
-
-@app.command("simulate")
-def simulate_cmd(
-    source: str = typer.Argument("simulator", help="Catalogue source using the simulator."),
-    start: str | None = START_OPT, end: str | None = END_OPT,
-    catalogue: Path | None = CATALOGUE_OPT,
-) -> None:
-    """Generate seeded synthetic readings for the simulator source's sensors."""
-    _run_source("simulate", source, start, end, catalogue)
+for _spec in SOURCE_COMMANDS:
+    app.command(_spec.name)(_source_command(_spec))
 
 
 @app.command("mqtt")

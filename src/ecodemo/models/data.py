@@ -17,16 +17,6 @@ from ecodemo.store.weather_forecasts import load_forecasts
 FORECAST_AHEAD_H = 48.0      # the weather forecasts collected reach this far
 
 
-def kinds_with_data(conn: psycopg.Connection) -> list[str]:
-    """Kinds with at least one enabled sensor holding readings, alphabetically."""
-    rows = conn.execute(
-        """SELECT DISTINCT s.kind FROM sensors s
-           WHERE s.enabled AND EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s.sensor_id)
-           ORDER BY s.kind"""
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def _sensor_metas(conn: psycopg.Connection, kind: str) -> tuple[list[SensorMeta],
                                                                    dict[str, pd.Timedelta],
                                                                    str | None]:

@@ -29,6 +29,7 @@ from ecodemo.models.panel import Panel
 from ecodemo.models.specs import load_ladder_spec
 from ecodemo.store import evaluations
 from ecodemo.store.connection import open_database
+from ecodemo.store.kinds import kinds_with_readings
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def _warm(settings: Settings) -> None:
 
 
 def kinds_with_data(settings: Settings) -> list[str]:
+    """Kinds with readings (:func:`ecodemo.store.kinds.kinds_with_readings`), for the CLI."""
     with open_database(settings).connect() as conn:
-        return data.kinds_with_data(conn)
+        return kinds_with_readings(conn)
 
 
 def _features_and_params(f: Forecaster) -> tuple[list[str], dict[str, Any]]:

@@ -20,8 +20,8 @@ import psycopg
 import pyarrow as pa
 
 from ecodemo.errors import SourceError
+from ecodemo.sensors.carbon_intensity import upsert_grid_intensity
 from ecodemo.sensors.catalogue import Catalogue, SensorEntry
-from ecodemo.sensors.grid import upsert_grid_intensity
 from ecodemo.sensors.http import get_json, make_client
 from ecodemo.sensors.params import OpendatasoftParams
 from ecodemo.sensors.state import last_grid_ts, last_reading_ts

@@ -25,9 +25,6 @@ from ecodemo.store.connection import open_database
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], Any]
-#: CLI command name -> connector
-COMMAND_CONNECTOR = {"opendatasoft": "opendatasoft", "open-meteo": "open_meteo",
-                     "files": "files", "mqtt": "mqtt", "simulate": "simulator"}
 
 
 def _tracked(settings: Settings, stage: str, source: str) -> AbstractContextManager[Any]:
