@@ -41,6 +41,13 @@ def parse_resolution(text: str) -> timedelta:
     return timedelta(hours=h, minutes=mi, seconds=s)
 
 
+def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``allowed``, else the pydantic error naming the choices."""
+    if value not in allowed:
+        raise ValueError(f"unknown {what} '{value}' (expected one of {', '.join(allowed)})")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,9 +64,7 @@ class SourceSpec(_Model):
     @field_validator("connector")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in CONNECTORS:
-            raise ValueError(f"unknown connector '{v}' (expected one of {', '.join(CONNECTORS)})")
-        return v
+        return _one_of(v, CONNECTORS, "connector")
 
 
 class SensorSpec(_Model):
@@ -120,9 +125,7 @@ class SiteSpec(_Model):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v not in KINDS:
-            raise ValueError(f"unknown kind '{v}' (expected one of {', '.join(KINDS)})")
-        return v
+        return _one_of(v, KINDS, "kind")
 
     @field_validator("timezone")
     @classmethod
