@@ -392,3 +392,17 @@ def test_count_bands_lie_on_whole_numbers_and_old_state_loads() -> None:
     assert g.bands.counts == []
     old = {k: v for k, v in f.bands.state().items() if k != "counts"}
     assert ResidualBands.from_state(old).counts == []
+
+
+def test_weather_features_are_left_missing_on_a_share_of_training_rows() -> None:
+    """A weather forecast may be missing when the model forecasts: it must have seen that."""
+    from ecodemo.models.lgbm import WEATHER_DROPOUT
+
+    m = _lgbm()
+    m.features = ["lag_0", "wx_temp_c", "hour", "wx_cloud_cover_pct", "sensor"]
+    x = np.ones((20_000, 5), dtype=np.float32)
+    m._weather_dropout(x, np.random.default_rng(0))
+    blank = np.isnan(x)
+    assert not blank[:, [0, 2, 4]].any()
+    assert (blank[:, 1] == blank[:, 3]).all()               # a row misses all its weather
+    assert abs(blank[:, 1].mean() - WEATHER_DROPOUT) < 0.02

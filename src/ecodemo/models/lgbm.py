@@ -64,6 +64,9 @@ BASE_PARAMS: dict[str, Any] = {
 }
 
 
+WEATHER_DROPOUT = 0.2   # share of training rows whose weather features are left missing
+
+
 class LgbmForecaster:
     """Point (p50) forecaster: one booster per horizon bucket, one model across sensors."""
 
@@ -131,11 +134,21 @@ class LgbmForecaster:
             if self.spec.max_rows and len(rows) > self.spec.max_rows:
                 rows = np.sort(rng.choice(rows, self.spec.max_rows, replace=False))
             x = ctx.rows(lag, t[rows], s[rows], self.features, codes)
+            self._weather_dropout(x, rng)
             data = lgb.Dataset(x, label=label[rows], feature_name=self.features,
                                categorical_feature=["sensor"], free_raw_data=True,
                                params={"max_bin": params["max_bin"], "verbose": -1})
             self.boosters[lag] = lgb.train(params, data,
                                            num_boost_round=self.spec.num_boost_round)
+
+    def _weather_dropout(self, x: np.ndarray, rng: np.random.Generator) -> None:
+        """Blank the weather of a share of training rows: a weather forecast can be missing
+        when the model forecasts (not collected yet, not issued that far ahead), and a model
+        that never saw a missing value sends it down an arbitrary branch (as if 0 degC)."""
+        cols = [j for j, f in enumerate(self.features) if f.startswith("wx_")]
+        if cols and WEATHER_DROPOUT > 0:
+            blank = np.flatnonzero(rng.random(len(x)) < WEATHER_DROPOUT)
+            x[np.ix_(blank, np.asarray(cols, dtype=np.intp))] = np.nan
 
     def predict(self, panel: Panel, origins: np.ndarray, n_steps: int) -> np.ndarray:
         if not self.boosters:
