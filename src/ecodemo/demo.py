@@ -67,8 +67,9 @@ def _check_quality(settings: Settings) -> int:
 
 
 def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
-                    trained: dict[str, Any]) -> dict[str, Any]:
-    """One entry of summary.json ``targets``, from the ladder result and the stored balance."""
+                    trained: dict[str, Any], forecast: dict[str, Any]) -> dict[str, Any]:
+    """One entry of summary.json ``targets``, from the ladder result, the 48 h forecast and the
+    stored balance."""
     chosen: dict[str, Any] = next(
         (m for m in ladder["models"] if m["name"] == ladder["chosen"]), {})
     db = open_database(settings)
@@ -93,6 +94,18 @@ def _target_summary(settings: Settings, kind: str, ladder: dict[str, Any],
         "skill_vs_seasonal_naive": chosen.get("skill_vs_seasonal_naive"),
         "nmae": chosen.get("nmae"),
         "coverage_p10_p90": chosen.get("coverage_p10_p90"),
+        # solar nights are scored apart (their band is the night level)
+        "coverage_night": chosen.get("coverage_night"),
+        "coverage_by_lead_h": chosen.get("coverage_by_lead_h"),
+        # issued at local noon for the next local day (leads 12-36 h)
+        "day_ahead": chosen.get("day_ahead"),
+        # where the choice was made (selection origins) and tested (test origins)
+        "backtest_protocol": ladder.get("protocol"),
+        "selection": chosen.get("selection"),
+        # forecast_as_issued | observed_standing_in | none: the backtest's weather, and the
+        # 48 h forecast's (never observed weather for the future)
+        "weather": {"backtest": (ladder.get("weather") or {}).get("provenance", "none"),
+                    "forecast": (forecast.get("weather") or {}).get("provenance", "none")},
         **bal,
         "compute": {**bal["compute"], "method": "; ".join(methods) or None},
     }
@@ -120,15 +133,19 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
     ingested["sensors_checked"] = _check_quality(settings)
     kinds = models.kinds_with_data(settings)
 
-    echo(f"2/{DEMO_STEPS} model ladder per kind: baselines, small and large LightGBM, "
-         "24 h rolling-origin backtest")
+    echo(f"2/{DEMO_STEPS} model ladder per kind: baselines, small and large LightGBM, chosen "
+         "on forecasts issued before the test, tested on daily noon forecasts (1-24 h and the "
+         "next day)")
     ladders: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         ladders[kind] = models.run_ladder(settings, kind, horizon_h=24)
         c = next(m for m in ladders[kind]["models"] if m["name"] == ladders[kind]["chosen"])
         skill = c.get("skill_vs_seasonal_naive")
+        ahead = (c.get("day_ahead") or {}).get("skill_vs_seasonal_naive")
         echo(f"  {kind}: chose {ladders[kind]['chosen']}"
-             + (f" (skill vs seasonal naive {skill:.2f})" if skill is not None else "")
+             + (f" (skill vs seasonal naive {skill:.2f} at 1-24 h" if skill is not None else " (")
+             + (f", {ahead:.2f} day-ahead" if ahead is not None else "")
+             + f"; weather: {ladders[kind]['weather']['provenance']})"
              + f": {ladders[kind]['reason']}")
 
     echo(f"3/{DEMO_STEPS} replaying the last {REPLAY_DAYS} days of operation: daily 24 h "
@@ -145,9 +162,11 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
              + (f", {kwh * 1000:.3f} Wh (estimated)" if kwh is not None else ", energy n/a"))
 
     echo(f"5/{DEMO_STEPS} forecasting the next 48 h from each kind's last reading")
+    forecasts = {}
     for kind in kinds:
-        f = models.forecast(settings, kind, horizon_h=48)
-        echo(f"  {kind}: {f['rows']:,} forecast rows issued at {f['issued_at']}")
+        f = forecasts[kind] = models.forecast(settings, kind, horizon_h=48)
+        echo(f"  {kind}: {f['rows']:,} forecast rows issued at {f['issued_at']} "
+             f"(weather: {f['weather']['provenance']})")
 
     echo(f"6/{DEMO_STEPS} evaluating: accuracy as issued and benefit against compute cost")
     evaluation = energy.evaluate(settings)
@@ -156,7 +175,8 @@ def run_demo(settings: Settings, workdir: Path, echo: Echo = print) -> Path:
     dash = dashboards.build(workdir / "dashboards")
     report = write_html_report(settings, workdir / "report.html")
 
-    targets = [_target_summary(settings, k, ladders[k], trained[k]) for k in kinds]
+    targets = [_target_summary(settings, k, ladders[k], trained[k], forecasts[k])
+               for k in kinds]
     summary: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": db.label,

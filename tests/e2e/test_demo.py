@@ -24,6 +24,9 @@ def test_demo_writes_outputs_and_a_complete_summary(filled_store: FilledStore) -
     summary = json.loads((out / "summary.json").read_text())
     assert {"generated_at", "database", "targets"} <= summary.keys()
     kinds = {t["kind"] for t in summary["targets"]}
+    by_kind = {t["kind"]: t for t in summary["targets"]}
+    assert by_kind["bike"]["weather"]["backtest"] == "observed_standing_in"   # Paris-Orly SYNOP
+    assert by_kind["wind"]["weather"]["backtest"] == "none"
     assert kinds & set(RENEWABLE_KINDS) and kinds & set(TRANSPORT_KINDS)
     for t in summary["targets"]:
         assert t["sensors"] >= 1 and t["chosen_model"]
@@ -34,6 +37,13 @@ def test_demo_writes_outputs_and_a_complete_summary(filled_store: FilledStore) -
         assert t["compute"]["total_kwh"] >= t["compute"]["train_kwh"]
         assert "estimated" in t["compute"]["method"] or "RAPL" in t["compute"]["method"]
         assert t["benefit"]["assumptions"], "assumptions are printed with the numbers"
+        # where the weather came from: the snapshot has no weather forecast as issued, so the
+        # 48 h forecast reads none; a backtest may let the Paris observations stand in
+        assert t["weather"]["forecast"] == "none"
+        assert t["weather"]["backtest"] in {"observed_standing_in", "none"}
+        proto = t["backtest_protocol"]
+        assert proto["selection"]["last_origin"] < proto["test"]["first_origin"]
+        assert t["day_ahead"]["n"] > 0 and "skill_vs_seasonal_naive" in t["day_ahead"]
         if t["net_kgco2e"] is not None:
             assert abs(t["net_kgco2e"] - (t["benefit"]["avoided_kgco2e"]
                                           - t["compute"]["total_kgco2e"])) < 1e-6
