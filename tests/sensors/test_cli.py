@@ -71,3 +71,15 @@ def test_sensors_check_and_catalogue_typo(conn, db_url, server, tmp_path) -> Non
     r = _cli(db_url, "sensors", "list", "--catalogue", str(bad))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "bad.yaml: sites[2] 'paris-bike-100007049-101007049': field 'kind'" in r.stderr
+
+
+def test_previous_runs_backfill_command(conn, db_url, server, tmp_path) -> None:
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"sites": ["paris-road-376-flow"]}})
+    args = ("ingest", "open-meteo-previous-runs", "--start", "2024-09-01", "--end",
+            "2024-09-03", "--catalogue", str(cat.path))
+    r = _cli(db_url, *args)
+    assert r.returncode == 0, r.stderr
+    assert "open-meteo: 862 forecast values kept as issued" in r.stdout
+    assert "0 forecast values" in _cli(db_url, *args).stdout        # kept as issued
+    n = conn.execute("SELECT count(*) FROM weather_forecasts").fetchone()
+    assert n == (862,)

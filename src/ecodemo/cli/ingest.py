@@ -136,6 +136,27 @@ for _spec in SOURCE_COMMANDS:
     app.command(_spec.name)(_source_command(_spec))
 
 
+@app.command("open-meteo-previous-runs")
+def open_meteo_previous_runs_cmd(
+    source: str = typer.Argument("open-meteo", help="Catalogue source using open_meteo."),
+    start: str = typer.Option(..., "--start", help="First day of the forecasts' valid times "
+                              "(ISO 8601); Open-Meteo keeps past runs from January 2024."),
+    end: str = typer.Option(..., "--end", help="Last day of the valid times (ISO 8601)."),
+    catalogue: Path | None = CATALOGUE_OPT,
+) -> None:
+    """Backfill weather forecasts as issued (what Open-Meteo forecast 1 and 2 days before each
+    hour) at the sites' coordinates, so backtests read forecasts, not observations."""
+    from ecodemo.sensors import stages
+
+    first, last = _when(start, "--start"), _when(end, "--end")
+    assert first is not None and last is not None
+    res = stages.backfill_weather_forecasts(settings(), source, first, last,
+                                            catalogue_path=catalogue)
+    console.print(f"{source}: {res['written']:,} forecast values kept as issued")
+    for station, n in sorted(res["stations"].items()):
+        console.print(f"  {station}: {n:,}", markup=False)
+
+
 @app.command("mqtt")
 def mqtt_cmd(
     sources: list[str] | None = typer.Argument(

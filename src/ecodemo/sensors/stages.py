@@ -97,6 +97,23 @@ def ingest_source(settings: Settings, name: str, start: datetime | None = None,
     return result
 
 
+def backfill_weather_forecasts(settings: Settings, name: str, start: datetime, end: datetime,
+                               *, catalogue_path: Path | None = None) -> dict[str, Any]:
+    """Past weather forecasts as issued for an open_meteo source (Open-Meteo's Previous Runs
+    API, :func:`ecodemo.sensors.open_meteo.backfill_forecasts`); measured as an ingest run."""
+    from ecodemo.sensors import open_meteo
+
+    cat = load_catalogue(catalogue_path)
+    spec = cat.source(name)
+    if spec.connector != "open_meteo":
+        raise ConfigError(f"source '{name}' uses the {spec.connector} connector, not open_meteo")
+    with _store(settings) as conn:
+        register_catalogue(conn, cat)
+        with _tracked(settings, "ingest", name):
+            return open_meteo.backfill_forecasts(conn, cat, name, start=start.date(),
+                                                 end=end.date())
+
+
 def ingest_all(settings: Settings, start: datetime | None = None, end: datetime | None = None,
                *, catalogue_path: Path | None = None, echo: Echo = log.info) -> dict[str, Any]:
     """Every enabled source that has enabled sensors (MQTT subscribers excepted): one
