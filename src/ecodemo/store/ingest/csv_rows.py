@@ -101,13 +101,13 @@ class SkippedLines:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _decode_cells(col: pa.Array) -> pa.Array:
+def _decode_cells(col: pa.ChunkedArray) -> pa.Array:
     return pa.array([None if b is None else b.decode("utf-8", "ecodemo-mark")
                      for b in col.to_pylist()], pa.string())
 
 
-def as_text(cols: list[pa.Array], names: list[str], lines: np.ndarray, marked: bool
-            ) -> tuple[list[pa.Array], np.ndarray | None, list[Rejected]]:
+def as_text(cols: list[pa.ChunkedArray], names: list[str], lines: np.ndarray, marked: bool
+            ) -> tuple[list[Any], np.ndarray | None, list[Rejected]]:
     """Binary columns as text, and the rows holding bytes that are not UTF-8 rejected:
     (text columns, mask of the rows kept or None for all, rejected rows)."""
     try:
