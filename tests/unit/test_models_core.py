@@ -406,3 +406,15 @@ def test_weather_features_are_left_missing_on_a_share_of_training_rows() -> None
     assert not blank[:, [0, 2, 4]].any()
     assert (blank[:, 1] == blank[:, 3]).all()               # a row misses all its weather
     assert abs(blank[:, 1].mean() - WEATHER_DROPOUT) < 0.02
+
+
+def test_climatology_falls_back_on_the_recent_profile_for_an_unseen_month() -> None:
+    times = pd.date_range("2021-01-01", "2021-03-31 23:00", freq="1h", tz="UTC")
+    level = np.where(times < pd.Timestamp("2021-03-04", tz="UTC"), 10.0, 100.0)
+    panel = panel_from_long("wind", pd.DataFrame({"sensor_id": "w", "ts": times,
+                                                  "value": level}), [SensorMeta("w")])
+    c = Climatology()
+    c.fit(panel, len(times) - 1)
+    # April is not in the training window: the last 4 weeks (100), not the window (10)
+    april = c.predict(panel, np.array([len(times) - 1]), 48)
+    assert np.allclose(april, 100.0)

@@ -103,8 +103,13 @@ class Climatology:
 
     Transport: day key = day type (working day, Saturday, Sunday/holiday) since demand follows
     the week. Renewables: day key = month (the weather has no week), falling back to the time
-    slot alone when the training window lacks that month.
+    slot alone when the training window lacks that month: the slot's median over the last
+    ``RECENT_DAYS`` days of training where it has values there (a December after a history
+    that starts in January is closer to November than to the year's median, which summer
+    dominates), else over the whole window.
     """
+
+    RECENT_DAYS = 28
 
     name = "climatology"
 
@@ -128,8 +133,10 @@ class Climatology:
             frame = pd.DataFrame({"k": keys[ok], "s": slots[ok], "v": v[ok]})
             self.table[sid] = {str(k): float(x) for k, x in frame.groupby("k")["v"].median()
                                .items()}
-            self.fallback[sid] = {str(k): float(x) for k, x in frame.groupby("s")["v"].median()
-                                  .items()}
+            recent = frame[np.flatnonzero(ok) > fit_end - panel.steps_for_hours(
+                24 * self.RECENT_DAYS)]
+            self.fallback[sid] = {str(k): float(x) for part in (frame, recent)
+                                  for k, x in part.groupby("s")["v"].median().items()}
 
     def predict(self, panel: Panel, origins: np.ndarray, n_steps: int) -> np.ndarray:
         targets = _targets(origins, n_steps)
