@@ -85,6 +85,9 @@ def test_train_forecast_across_dst_and_leakage(store, conn) -> None:
     assert res["rows"] == 6 * 48
     # no weather forecast in the store: the future is forecast without weather, and says so
     assert res["weather"] == {"provenance": "none", "variables": []}
+    run = conn.execute("SELECT details FROM compute_runs WHERE stage = 'predict' AND "
+                       "details->>'issued_at' = %s", (issued.isoformat(),)).fetchone()
+    assert run is not None and run[0]["weather"]["provenance"] == "none"
     rows = conn.execute("SELECT sensor_id, ts, horizon_h, p10, p50, p90 FROM forecasts "
                         "WHERE issued_at = %s ORDER BY sensor_id, ts", (issued,)).fetchall()
     one = [r for r in rows if r[0] == rows[0][0]]

@@ -319,11 +319,13 @@ def forecast(settings: Settings, kind: str, issued_at: datetime | None = None,
     if origin < 0:
         raise ModelError(f"issue time {issued.isoformat()} is not on the {panel.step} grid")
     n_steps = panel.steps_for_hours(horizon_h)
+    # where this forecast's weather comes from, kept with its run (compute_runs.details)
+    weather = _weather([f.point], panel, np.array([origin]), n_steps, False)
     with track_run(settings, "predict", sensor_kind=kind, model_id=row.model_id,
                    details={"purpose": "forecast", "leads": n_steps,
-                            "sensors": len(panel.sensors)}) as run:
+                            "sensors": len(panel.sensors), "issued_at": issued.isoformat(),
+                            "weather": weather}) as run:
         p10, p50, p90 = f.predict(panel, np.array([origin]), n_steps)
-    weather = _weather([f.point], panel, np.array([origin]), n_steps, False)
     with db.connect(autocommit=True) as conn:
         n = _write_forecasts(conn, row.model_id, issued.to_pydatetime(), panel, origin,
                              p10[0], p50[0], p90[0])
