@@ -5,6 +5,7 @@ a store filled like the demo pipeline fills it: no error, rows, the right column
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,8 +120,32 @@ def _numeric(v: object) -> bool:
     return isinstance(v, int | float | Decimal) and not isinstance(v, bool)
 
 
+def _headers() -> dict[str, tuple[dict[str, str], str | None]]:
+    """Per table target: the words its panel shows for the SQL's columns (organize renames,
+    display-name overrides) and, for a stat, the regex of the fields it shows."""
+    out = {}
+    for name in sorted(p.name for p in DASHBOARDS.glob("ecodemo-*.json")):
+        d = _load(name)
+        for panel in d["panels"]:
+            rename: dict[str, str] = {}
+            for tr in panel.get("transformations") or []:
+                if tr["id"] == "organize":
+                    rename.update(tr["options"].get("renameByName", {}))
+            for o in panel.get("fieldConfig", {}).get("overrides", []):
+                for prop in o["properties"]:
+                    if o["matcher"]["id"] == "byName" and prop["id"] == "displayName":
+                        rename[o["matcher"]["options"]] = prop["value"]
+            shown = panel.get("options", {}).get("reduceOptions", {}).get("fields") \
+                if panel["type"] == "stat" else None
+            for target in panel.get("targets", []):
+                out[f"{d['uid']}/{panel['id']}/{target['refId']}"] = (rename, shown)
+    return out
+
+
 def test_every_panel_query_runs_and_returns_rows(filled_store: FilledStore) -> None:
     cases = _cases(filled_store)
+    headers = _headers()
+    no_words: list[str] = []
     assert len(cases) >= 35
     slow: list[str] = []
     with_rows: dict[str, int] = {}
@@ -151,11 +176,20 @@ def test_every_panel_query_runs_and_returns_rows(filled_store: FilledStore) -> N
                 assert times == sorted(times), f"{where}: not ordered by time"
             if case.title.startswith("annotation"):
                 assert {"time", "text", "tags"} <= set(cols)
+            elif case.fmt == "table" and case.key in headers:
+                # a table shows words, not column names (the catalogue's col.<name>)
+                rename, fields = headers[case.key]
+                if fields is not None:   # a stat shows only the fields its regex matches
+                    cols = [c for c in cols if fields and re.fullmatch(fields.strip("/"), c)]
+                shown = [rename.get(c, c) for c in cols]
+                if [h for h in shown if "_" in h]:
+                    no_words.append(f"{where}: {[h for h in shown if '_' in h]}")
             if best > BUDGET_S:
                 slow.append(f"{where}: {best * 1000:.0f} ms")
     empty = [k for k, n in with_rows.items() if n == 0]
     assert not empty, f"panels with no rows in any scope: {empty}"
     assert not slow, "queries over 200 ms:\n" + "\n".join(slow)
+    assert not no_words, "columns shown without a word header:\n" + "\n".join(no_words)
 
 
 def test_variable_formatting_matches_grafana() -> None:

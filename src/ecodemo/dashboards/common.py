@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat, table, timeseries
@@ -137,20 +139,37 @@ def ts_panel(title: str, sql: str, *, span: int = 12, height: int = 9,
     return p
 
 
-def table_panel(title: str, sql: str, *, span: int = 12, height: int = 8) -> table.Panel:
-    return (table.Panel().title(title).datasource(PG).span(span).height(height)
-            .with_target(Sql(sql).format("table")).filterable(True))
+def table_panel(title: str, sql: str, *, span: int = 12, height: int = 8,
+                t: dict[str, str] | None = None) -> table.Panel:
+    """A table; with the language's labels ``t``, its columns get word headers (the catalogue's
+    ``col.<name>``) through Grafana's organize transformation, the SQL unchanged."""
+    p = (table.Panel().title(title).datasource(PG).span(span).height(height)
+         .with_target(Sql(sql).format("table")).filterable(True))
+    if t is not None:
+        names = {k[4:]: v for k, v in t.items() if k.startswith("col.")}
+        rename = {c: names[c] for c in sorted(names) if re.search(rf"\b{c}\b", sql)}
+        if rename:
+            p = p.with_transformation(dm.DataTransformerConfig(
+                id_val="organize", options={"renameByName": rename}))
+    return p
 
 
 def stat_panel(title: str, sql: str, *, fields: str, span: int = 6, height: int = 5,
-               fmt: str = "table") -> stat.Panel:
-    """A stat showing the fields matching the regex ``fields`` (strings included)."""
+               fmt: str = "table", t: dict[str, str] | None = None) -> stat.Panel:
+    """A stat showing the fields matching the regex ``fields`` (strings included); with the
+    language's labels ``t``, each shown field is named in words (the catalogue's
+    ``col.<name>``, as a display-name override: the regex still matches the SQL's names)."""
     query = Sql(sql).format("table" if fmt == "table" else "time_series")
-    return (
+    p = (
         stat.Panel().title(title).datasource(PG).span(span).height(height).with_target(query)
         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(fmt == "table")
                         .fields(fields))
         .graph_mode(cm.BigValueGraphMode.AREA if fmt != "table" else cm.BigValueGraphMode.NONE)
         .color_mode(cm.BigValueColorMode.VALUE).text_mode(cm.BigValueTextMode.AUTO)
     )
+    for name in re.findall(r"\w+", fields) if t is not None else []:
+        if t is not None and f"col.{name}" in t:
+            p = p.override_by_name(name, [dm.DynamicConfigValue(id_val="displayName",
+                                                                value=t[f"col.{name}"])])
+    return p
 

@@ -253,27 +253,32 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
             dm.DynamicConfigValue(id_val="custom.scaleDistribution",
                                   value={"type": "log", "log": 10}),
             dm.DynamicConfigValue(id_val="unit", value="kwatth"),
+            dm.DynamicConfigValue(id_val="displayName", value=t["col.train_energy_kwh"]),
         ])
-        .override_by_name("nmae_pct", [dm.DynamicConfigValue(id_val="unit", value="percent")])
+        .override_by_name("nmae_pct", [
+            dm.DynamicConfigValue(id_val="unit", value="percent"),
+            dm.DynamicConfigValue(id_val="displayName", value=t["col.nmae_pct"])])
+        .override_by_name("measurement_method", [
+            dm.DynamicConfigValue(id_val="displayName", value=t["col.measurement_method"])])
     )
     d = base_dashboard(t["frugality.title"], UID, "frugality", kind_variable(lang), lang)
     return (
         d.with_panel(text.Panel().title("").content(t["frugality.intro"]).span(24).height(3))
         .with_panel(verdict_panel(t, lang))
         .with_panel(stat_panel(t["fr.total_kwh"], TOTALS_SQL,
-                               fields="/^(energy_kwh|measurement_method)$/", span=8)
+                               fields="/^(energy_kwh|measurement_method)$/", span=8, t=t)
                     .unit("kwatth").decimals(6))
         .with_panel(stat_panel(t["fr.total_co2"], CO2_TOTAL_SQL,
                                fields="/^(emissions_kgco2e|intensity_g_per_kwh|intensity_source)$/",
-                               span=8).decimals(6))
+                               span=8, t=t).decimals(6))
         .with_panel(stat_panel(t["fr.net"], NET_SQL, fields="/^(net_kgco2e|payback_hours)$/",
-                               span=8))
+                               span=8, t=t))
         .with_panel(kwh)
         .with_panel(co2)
-        .with_panel(table_panel(t["fr.table"], PER_STAGE_MODEL_SQL, span=24))
-        .with_panel(table_panel(t["fr.methods"], METHODS_SQL, span=24, height=6))
+        .with_panel(table_panel(t["fr.table"], PER_STAGE_MODEL_SQL, span=24, t=t))
+        .with_panel(table_panel(t["fr.methods"], METHODS_SQL, span=24, height=6, t=t))
         .with_panel(avoided)
-        .with_panel(table_panel(t["fr.balance"], BALANCE_TABLE_SQL, span=12, height=9))
+        .with_panel(table_panel(t["fr.balance"], BALANCE_TABLE_SQL, span=12, height=9, t=t))
         .with_panel(acc_energy)
-        .with_panel(table_panel(t["fr.acc_energy_table"], ACC_ENERGY_SQL, span=12, height=10))
+        .with_panel(table_panel(t["fr.acc_energy_table"], ACC_ENERGY_SQL, span=12, height=10, t=t))
     )

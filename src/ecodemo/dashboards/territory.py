@@ -252,6 +252,11 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
                            .latitude("lat").longitude("lon"))
                  .tooltip(True)])
     )
+    for col, key in (("name", "site"), ("full_name", "col.full_name"), ("kind", "col.kind"),
+                     ("last_value", "col.last_value"), ("unit", "col.unit"),
+                     ("last_ts", "col.last_ts")):
+        sites_map = sites_map.override_by_name(
+            col, [dm.DynamicConfigValue(id_val="displayName", value=t[key])])
     quality = stat_panel(t["quality.title"], quality_sql(t, lang), fields="/^phrase$/",
                          span=12, height=10).description(t["quality.desc"])
     history_desc = t["history.desc"].format(n=MAX_SITE_LINES)
