@@ -35,6 +35,13 @@ _CHOICES = """
     ORDER BY kind, decided_at DESC
 """
 
+# where the weather of the latest forecast of each kind came from (the predict run's details)
+_WEATHER = """
+    SELECT DISTINCT ON (sensor_kind) sensor_kind, details->'weather'->>'provenance'
+    FROM compute_runs WHERE stage = 'predict' AND details ? 'weather'
+    ORDER BY sensor_kind, started_at DESC
+"""
+
 _SITES = """
     SELECT s.kind, s.name, s.attributes->>'short_name' FROM sites s
     WHERE EXISTS (SELECT 1 FROM sensors se WHERE se.site_id = s.site_id)
@@ -82,11 +89,16 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
     # the ladder's own backtest figures per rung: what it chose on
     rungs: dict[str, dict[str, float]] = {}
     chosen: dict[str, str] = {}
+    day_ahead: dict[str, float] = {}
     for kind, name, candidates in conn.execute(_CHOICES).fetchall():
         chosen[kind] = name
         for cand in candidates if isinstance(candidates, list) else []:
             if cand.get("nmae") is not None:
                 rungs.setdefault(kind, {})[cand["name"]] = float(cand["nmae"])
+            ahead = _json(cand.get("day_ahead")).get("skill_vs_seasonal_naive")
+            if cand.get("name") == name and ahead is not None:
+                day_ahead[kind] = float(ahead)
+    weather: dict[str, str] = dict(conn.execute(_WEATHER).fetchall())
     sites: dict[str, list[tuple[str, str]]] = {}
     for kind, name, short in conn.execute(_SITES).fetchall():
         sites.setdefault(kind, []).append((short or short_name(name), name))
@@ -112,6 +124,8 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
             "counterfactual": cf_name, "counterfactual_why": cf.get("why")
             if isinstance(cf, dict) else None,
             "nmae": rungs.get(kind, {}).get(str(model)),
+            "day_ahead_skill": day_ahead.get(kind),
+            "weather": weather.get(kind),
             "nmae_counterfactual": rungs.get(kind, {}).get(str(cf_name)),
             "period_h": _f(b["assumptions"].get("period_h")),
             "compute_kwh": _f(b.get("compute_kwh")),
@@ -197,6 +211,12 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         acc = t["verdict.acc_unknown"].format(model=_e(_rung(c["model"], t)), cf=cf)
     if c["counterfactual_why"] and lang == "en":  # the balance writes its reasons in English
         acc += f' <span class="note">({_e(rung_words(str(c["counterfactual_why"]), t))})</span>'
+    if c["day_ahead_skill"] is not None and c["model_is_ml"]:
+        skill = c["day_ahead_skill"]
+        acc += " " + t["verdict.day_ahead" if skill >= 0 else "verdict.day_ahead_worse"].format(
+            gain=hz.percent(abs(skill), lang))
+    if c["weather"] in ("forecast_as_issued", "observed_standing_in"):
+        acc += " " + _e(t[f"verdict.weather.{c['weather']}"])
     rows.append(_row(t["verdict.accuracy"], acc))
     # cost
     period = hz.duration_h(c["period_h"], lang)

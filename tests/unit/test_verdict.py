@@ -1,0 +1,64 @@
+"""A verdict card from the figures a balance holds: every present figure in words and human
+units, ranges only when given, nothing invented when a figure is missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecodemo.dashboards.verdict import render_card
+
+
+def _card(**over: Any) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "kind": "bike", "sites": [("Vélos bd Diderot O-E", "Paris bike counter: 28 bd")],
+        "model": "lgbm_large", "model_is_ml": True, "counterfactual": "seasonal_naive",
+        "counterfactual_why": "the best no-AI rung", "counterfactual_declared": False,
+        "nmae": 0.24, "nmae_counterfactual": 0.32, "day_ahead_skill": 0.2,
+        "weather": "observed_standing_in", "period_h": 168.0, "compute_kwh": 1.5e-4,
+        "compute_kwh_range": (9e-5, 2.1e-4), "compute_kgco2e": 8.4e-6, "build_kwh": 1.4e-4,
+        "run_kwh": 1e-5, "selection_kwh": 7e-5, "accounting_kwh": 0.0, "avoided_kwh": 102.0,
+        "avoided_kgco2e": 32.5, "avoided_kgco2e_range": (1.8, 340.0), "energy_effect": "saved",
+        "net_kgco2e": 32.5, "net_kgco2e_range": (1.8, 340.0), "payback_hours": 2e-5,
+        "payback_hours_range": (1e-6, 1e-3), "key": "share_acted_on", "key_used": 0.1,
+        "key_breakeven": 2.56e-8, "key_breakeven_range": (2.9e-9, 8.3e-7), "ml_share": 1.0,
+        "method": "estimated"}
+    card.update(over)
+    return card
+
+
+def test_full_card_in_french() -> None:
+    html = render_card(_card(), "fr")
+    assert 'title="Paris bike counter: 28 bd">Vélos bd Diderot O-E<' in html
+    assert "25\u202f% de moins que la répétition de la même heure" in html  # 1 - .24/.32
+    assert "la meilleure méthode sans IA" in html and "the best no-AI rung" not in html
+    assert "Pour le lendemain" in html and "20\u202f% plus faible" in html
+    assert "la météo observée tient lieu de prévision" in html
+    assert "540\u00a0J" in html and "(fourchette : 320 à 760\u00a0J)" in html
+    assert "ampoule LED de 10\u00a0W allumée 54\u00a0s" in html
+    assert "102\u00a0kWh d'énergie économisée" in html
+    assert "(fourchette : 1,8 à 340\u00a0kg\u00a0CO₂e)" in html
+    assert "+32,5\u00a0kg\u00a0CO₂e évités net" in html and "moins d'une seconde" in html
+    assert "1 sur 39\u00a0millions" in html and "(hypothèse retenue : 10\u202f%)" in html
+    assert "Évaluation et rapports" not in html   # a zero accounting line says nothing
+    assert "bilan positif" in html
+
+
+def test_missing_figures_are_said_not_invented() -> None:
+    card = _card(compute_kwh=None, compute_kwh_range=None, compute_kgco2e=None,
+                 net_kgco2e=None, net_kgco2e_range=None, payback_hours=None,
+                 payback_hours_range=None, avoided_kgco2e_range=None, key_breakeven=None,
+                 key_breakeven_range=None, day_ahead_skill=None, weather=None,
+                 energy_effect=None, nmae_counterfactual=None)
+    html = render_card(card, "fr")
+    assert "Inconnu : au moins un calcul n'a pas pu être mesuré" in html
+    assert "bilan inconnu" in html and "fourchette" not in html and "ampoule" not in html
+    assert "non encore évaluée" in html and "Aucune valeur" in html
+    assert "Météo" not in html and "lendemain" not in html
+
+
+def test_no_ai_rung_and_english() -> None:
+    html = render_card(_card(model="persistence", model_is_ml=False, ml_share=None,
+                             energy_effect="shifted", net_kgco2e=-1.6e-3), "en")
+    assert "No AI needed: the chosen method, persistence (last known value)" in html
+    assert "shifted to other plants" in html and "net negative" in html
+    assert "−1,6".replace(",", ".") in html and "Pour le" not in html
