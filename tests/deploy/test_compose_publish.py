@@ -10,10 +10,16 @@ runs for real in tests/dags/test_publish_provisioning.py.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from tests.deploy.conftest import REPO, load_yaml
+import pytest
+import yaml
+
+from tests.deploy.conftest import REPO, clean_env, compose_cli, load_yaml
 
 PROVIDERS = REPO / "dashboards" / "provisioning" / "dashboards"
 # services that run ecodemo tasks (LocalExecutor: the scheduler; celery profile: the workers)
@@ -88,3 +94,28 @@ def test_image_makes_the_mount_point_writable_for_group_0() -> None:
     assert re.search(rf"chmod 2?775 [^\n]*{folder}", runtime)
     assert runtime.rstrip().splitlines()[-1].startswith(("WORKDIR", "USER airflow"))
     assert "USER airflow" in runtime[runtime.index(folder):]
+
+
+def test_compose_cli_resolves_both_parts(filled_env: Path) -> None:
+    """`docker compose --profile mqtt config` with a .env from deploy/make-env.sh: the publish
+    folder and the MQTT service come out wired, with the writer's login and no admin secret."""
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("no compose CLI (apt-get install docker-compose)")
+    out = subprocess.run([*cli, "--env-file", str(filled_env), "--profile", "mqtt", "config"],
+                         cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    secrets = dict(line.split("=", 1) for line in filled_env.read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+    mqtt = services["ecodemo-mqtt"]
+    assert mqtt["environment"]["ECODEMO_MQTT_PASSWORD"] == secrets["ECODEMO_MQTT_PASSWORD"]
+    assert secrets["ECODEMO_WRITER_PASSWORD"] in mqtt["environment"]["ECODEMO_DATABASE_URL"]
+    assert secrets["POSTGRES_PASSWORD"] not in json.dumps(mqtt)
+    assert secrets["GRAFANA_ADMIN_PASSWORD"] not in json.dumps(
+        {k: v for k, v in services.items() if k != "grafana"})
+    for name in ("airflow-scheduler", "ecodemo-init"):
+        env = services[name]["environment"]
+        assert env["ECODEMO_GRAFANA_DASHBOARDS_DIR"] == "/opt/airflow/grafana-dashboards"
+        assert env["ECODEMO_DASHBOARDS_LANG"] == secrets["ECODEMO_DASHBOARDS_LANG"]
