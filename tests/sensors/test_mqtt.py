@@ -153,3 +153,42 @@ def test_a_redelivered_copy_in_the_same_batch_is_one_reading(conn, snapshot_site
     rows = conn.execute("SELECT sensor_id, value FROM readings").fetchall()
     reasons = [r[0] for r in conn.execute("SELECT reason FROM quarantine")]
     assert len(rows) == 1 and len(reasons) == 1 and "duplicate" in reasons[0], (rows, reasons)
+
+
+def test_a_long_running_subscriber_is_measured_window_by_window(conn, settings, port,
+                                                                tmp_path) -> None:
+    """One 'ingest' compute run per metering window, each with what it stored: a service
+    that runs for weeks reports its energy as it goes, not only at exit."""
+    import yaml
+
+    from ecodemo.sensors import stages
+
+    cat = {"version": 1, "sources": {"gw": {"connector": "mqtt", "params": {
+        "port": port, "topic": "gw/+/uplink", "client_id": f"ecodemo-window-{port}",
+        "batch_seconds": 0.1}}},
+        "sites": [{"site_id": s, "name": s, "kind": "bike", "latitude": 48.85,
+                   "longitude": 2.35, "timezone": "Europe/Paris",
+                   "sensors": [{"unit": "bicycles/h", "resolution": "PT1H", "source": "gw"}]}
+                  for s in SENSORS]}
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(cat))
+
+    def gateway() -> None:
+        time.sleep(1.5)  # subscribed by then (start() waits for the subscription)
+        pub = _publisher(port)
+        for i in range(10):
+            pub.publish("gw/1/uplink", _message(i), qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        pub.disconnect()
+
+    sender = threading.Thread(target=gateway)
+    sender.start()
+    res = stages.run_mqtt_sources(settings, duration_s=4.0, catalogue_path=path,
+                                  metering_window_s=1.0)
+    sender.join()
+    assert res["sources"]["gw"]["inserted"] == 10
+    runs = conn.execute("SELECT details FROM compute_runs WHERE stage = 'ingest' "
+                        "ORDER BY started_at").fetchall()
+    assert len(runs) >= 3, runs
+    assert all(r[0]["source"] == "gw" and r[0]["window_s"] == 1.0 for r in runs)
+    assert sum(r[0]["inserted"] for r in runs) == 10, runs

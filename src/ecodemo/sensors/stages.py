@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -175,11 +176,13 @@ def run_mqtt(settings: Settings, name: str = "iot-gateway", *, duration_s: float
 def run_mqtt_sources(settings: Settings, names: list[str] | None = None, *,
                      duration_s: float | None = None, max_messages: int | None = None,
                      catalogue_path: Path | None = None,
-                     stop: threading.Event | None = None) -> dict[str, Any]:
+                     stop: threading.Event | None = None,
+                     metering_window_s: float = 3600.0) -> dict[str, Any]:
     """Run the subscribers of ``names`` (default: every enabled MQTT source of the catalogue)
     side by side until ``stop`` is set or each reaches its duration/message limit; each then
-    drains its buffer. A subscriber that cannot reach its broker at start raises SourceError
-    (the others are stopped first): under compose the service exits non-zero and restarts."""
+    drains its buffer. Energy: one measured 'ingest' run per ``metering_window_s``. A
+    subscriber that cannot reach its broker at start raises SourceError (the others are
+    stopped first): under compose the service exits non-zero and restarts."""
     from ecodemo.sensors.mqtt import MqttSubscriber
     from ecodemo.sensors.params import MqttParams
 
@@ -218,17 +221,37 @@ def run_mqtt_sources(settings: Settings, names: list[str] | None = None, *,
 
     threads = [threading.Thread(target=run, args=item, name=f"mqtt-{item[0]}", daemon=True)
                for item in subs.items()]
-    with _tracked(settings, "ingest", ", ".join(subs)):
-        for t in threads:
-            t.start()
-        stop = stop or threading.Event()
-        while any(t.is_alive() for t in threads):
-            if stop.wait(0.2):
-                for sub in subs.values():
-                    sub.stop()
-                break
-        for t in threads:
-            t.join()
+    for t in threads:
+        t.start()
+    stop = stop or threading.Event()
+    stopping = False
+
+    def alive() -> bool:
+        return any(t.is_alive() for t in threads)
+
+    def inserted() -> int:
+        return sum(sub.stats.inserted for sub in subs.values())
+
+    # A subscriber runs for weeks: one measured 'ingest' run per window, not one at exit, so
+    # its energy reaches compute_runs (and the balance) as it goes.
+    first = 0
+    while alive():
+        with _tracked(settings, "ingest", ", ".join(subs)) as rec:  # slow the first time
+            end = time.monotonic() + metering_window_s
+            while alive() and time.monotonic() < end:
+                if stopping:
+                    time.sleep(0.2)  # the subscribers drain their buffers
+                elif stop.wait(0.2):
+                    stopping = True
+                    for sub in subs.values():
+                        sub.stop()
+            if rec is not None:
+                now = inserted()
+                rec.details.update({"connector": "mqtt", "inserted": now - first,
+                                    "window_s": metering_window_s})
+                first = now
+    for t in threads:
+        t.join()
     return {"sources": results}
 
 
