@@ -103,6 +103,8 @@ def test_report_reads_as_a_person_sees_it(filled_store: FilledStore, tmp_path: P
     # short names shown, full names on hover
     assert 'title="Paris bike counter: 28 boulevard Diderot O-E' in text
     assert ">Vélos bd Diderot O-E<" in text
+    assert ("<td>Paris bike counter: 28 boulevard Diderot O-E (site 28 boulevard Diderot, "
+            "id 100007049)</td>") in text   # and in the sites' detail table
     n_charts = len(re.findall(r'class="chart" id="', text))
     assert n_charts >= 10
 

@@ -218,6 +218,11 @@ def collect(conn: psycopg.Connection, lang: Lang = "fr") -> dict[str, Any]:
     data["methods"] = s.panel(frugality.METHODS_SQL, far_past, now)
     data["balances"] = s.panel(frugality.BALANCE_TABLE_SQL, far_past, now)
     data["practices"] = frugal_practices(conn)
+    # the sites with their full names, where the rest of the report shows short ones
+    scols, srows = data["sites"]
+    keep = [scols.index(c) for c in ("name", "full_name", "kind", "unit")]
+    data["site_table"] = (["short_name", "full_name", "kind", "unit"],
+                          [tuple(r[i] for i in keep) for r in srows])
     return data
 
 

@@ -114,6 +114,7 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
 
     details = "".join([
         _details(t["practices.title"], _practices(data.get("practices", []), lang), for_print),
+        _details(t["sites.title"], table(data["site_table"], lang, legend), for_print),
         _details(t["models.choice"], table(data["choices"], lang, legend,
                                            ("candidates", "model_id", "reason")), for_print),
         _details(t["models.versions"], table(data["versions"], lang, legend,
