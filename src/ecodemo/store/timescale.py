@@ -67,18 +67,21 @@ class TimescaleState:
         """One line for ``ecodemo db status``: what is installed, preloaded, licensed, used."""
         if self.available_version is None:
             return "TimescaleDB: not on this server (plain PostgreSQL tables and views)"
-        installed = (f"installed in this database ({self.installed_version})"
-                     if self.installed_version else "not installed in this database")
+        licence = f"licence {self.license}" if self.license else "licence not set"
         if not self.preloaded:
+            installed = (f"installed in this database ({self.installed_version})"
+                         if self.installed_version else "not installed in this database")
             return (f"TimescaleDB {self.available_version}: on the server, {installed}, "
                     "NOT preloaded (add 'timescaledb' to shared_preload_libraries and restart)")
+        if not self.installed_version:
+            return (f"TimescaleDB {self.available_version}: on the server, preloaded, {licence}; "
+                    "not installed in this database (plain PostgreSQL tables and views)")
         if self.apache_only:
             used = "hypertables only (no compression, continuous aggregates or policies)"
         else:
             used = "hypertables, compression, continuous aggregate and policies"
-        licence = self.license or "default"
-        return (f"TimescaleDB {self.available_version}: {installed}, preloaded, "
-                f"licence {licence}: {used}")
+        return (f"TimescaleDB {self.available_version}: installed in this database "
+                f"({self.installed_version}), preloaded, {licence}: {used}")
 
 
 def detect(conn: psycopg.Connection) -> TimescaleState:
