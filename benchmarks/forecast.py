@@ -192,10 +192,12 @@ KINDS = (("bike", None), ("traffic", None), ("solar", "PT30M"), ("solar", "PT15M
 
 
 def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
-                      err_days: float | None = None) -> None:
+                      err_days: float | None = None, refresh_days: float | None = None) -> None:
     spec = load_ladder_spec()
     if err_days is not None:
         spec["calibration"]["recent_error_days"] = err_days
+    if refresh_days is not None:
+        spec["backtest"]["refresh_bands_days"] = refresh_days
     fit_h = backtest.fit_hours(HORIZON_H)
     print(f"\n3. accuracy on the shared data, the ladder's protocol: each rung trained once "
           f"before {FOLDS} test origins at local noon, chosen (*) on its calibration forecasts "
@@ -203,7 +205,8 @@ def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
           "day-ahead (next local day, leads 12-36 h); cover: p10-p90 coverage, 0.8 ideal, "
           "solar nights scored apart (night: their coverage); pinball: mean p10/p50/p90 "
           "pinball loss / mean |actual|"
-          + (f"; window shifted {shift_days:g} days earlier" if shift_days else ""))
+          + (f"; window shifted {shift_days:g} days earlier" if shift_days else "")
+          + f"; bands refreshed every {spec['backtest']['refresh_bands_days']:g} days")
     print(f"   {'kind':12}{'sensors':>8}  {'rung':16}{'sel nMAE':>9}{'nMAE':>7}{'skill':>7}"
           f"{'cover':>7}{'night':>7}{'DA skill':>9}{'DA cov':>7}{'pinball':>8}{'fit s':>7}"
           "  cover by lead group (h)")
@@ -229,7 +232,9 @@ def accuracy_per_kind(data: Path, threads: int, shift_days: float = 0.0,
             t0 = time.perf_counter()
             f.fit(panel, int(origins[0]))
             fit_s = time.perf_counter() - t0
-            preds[name], fitted[name] = f.predict(panel, origins, n_fit), f
+            preds[name] = backtest.predict_refreshing(f, panel, origins, n_fit,
+                                                      spec["backtest"]["refresh_bands_days"])
+            fitted[name] = f
             figures, extra = backtest.figures_on_test(panel, actual, preds[name],
                                                       preds["seasonal_naive"][1], night, n,
                                                       ahead)
@@ -266,6 +271,9 @@ def main() -> int:
     ap.add_argument("--err-days", type=float, default=None,
                     help="part 3: override the ladder's calibration.recent_error_days "
                          "(0: bands ignore the recent errors, as before)")
+    ap.add_argument("--refresh-days", type=float, default=None,
+                    help="part 3: override the ladder's backtest.refresh_bands_days (0: the "
+                         "bands stay as fitted before the test)")
     args = ap.parse_args()
     if not (args.data / "transport_paris_bike_counters_hourly.csv.gz").is_file():
         print(f"shared data not found in {args.data}; nothing to benchmark")
@@ -278,7 +286,8 @@ def main() -> int:
     if not args.skip_speed:
         speed_targets(bikes, args.threads)
     if not args.skip_accuracy:
-        accuracy_per_kind(args.data, args.threads, args.shift_days, args.err_days)
+        accuracy_per_kind(args.data, args.threads, args.shift_days, args.err_days,
+                          args.refresh_days)
     return 0
 
 

@@ -418,3 +418,25 @@ def test_climatology_falls_back_on_the_recent_profile_for_an_unseen_month() -> N
     # April is not in the training window: the last 4 weeks (100), not the window (10)
     april = c.predict(panel, np.array([len(times) - 1]), 48)
     assert np.allclose(april, 100.0)
+
+
+def test_backtest_bands_refresh_with_known_targets_only_and_are_restored() -> None:
+    from ecodemo.models.backtest import noon_origins, predict_refreshing
+
+    panel = _panel(days=70)
+    origins = noon_origins(panel, 37, 14)
+    f = Forecaster(SeasonalNaive(), horizon_h=37, cal_days=7)
+    f.fit(panel, int(origins[0]))
+    before, scale = f.bands.state(), dict(f.scale)
+    once = f.predict(panel, origins, 37)
+    weekly = predict_refreshing(f, panel, origins, 37, 7)
+    assert f.bands.state() == before                       # the registered bands are untouched
+    assert f.scale == scale
+    np.testing.assert_array_equal(weekly[1], once[1])      # same p50
+    assert not np.array_equal(weekly[0], once[0])          # refreshed bands in week 2
+    np.testing.assert_array_equal(weekly[0][:7], once[0][:7])
+    # nothing after an origin reaches the forecasts issued at or before it
+    cut = int(origins[9])
+    later = predict_refreshing(f, _perturb_after(panel, cut), origins, 37, 7)
+    for a, b in zip(weekly, later, strict=True):
+        np.testing.assert_array_equal(a[:10], b[:10])

@@ -15,6 +15,9 @@ the end of the next local day: 37 h from noon on a 25 h DST day). Figures:
   (leads 12-36 h, as authorities issue a day-ahead forecast), skill against seasonal naive
   issued at the same noon.
 
+The bands are refreshed every ``backtest.refresh_bands_days`` (7) days of test origins with
+the targets known by then (:func:`predict_refreshing`), as production retrains weekly.
+
 A daily grid (step >= 1 day) has no noon: its origins are every day and day-ahead is lead 1.
 """
 
@@ -26,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from ecodemo.errors import ModelError
-from ecodemo.models.calibration import LEAD_GROUPS_H
+from ecodemo.models.calibration import LEAD_GROUPS_H, ResidualBands
 from ecodemo.models.features import WEATHER_VARIABLES
-from ecodemo.models.forecaster import Selection
+from ecodemo.models.forecaster import Forecaster, Selection
 from ecodemo.models.metrics import ALL, coverage_by_lead, score
 from ecodemo.models.panel import Panel
 
@@ -148,3 +151,29 @@ def weather_provenance(panel: Panel, origins: np.ndarray, n_steps: int, *,
         if observed:
             return {"provenance": "observed_standing_in", "variables": observed}
     return {"provenance": "none", "variables": []}
+
+
+def predict_refreshing(f: Forecaster, panel: Panel, origins: np.ndarray, n_steps: int,
+                       refresh_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forecasts at the test origins, the bands refitted every ``refresh_days`` days of test
+    origins on the calibration window ending at that origin (targets known by then), as
+    production's weekly retraining recalibrates them; the point model stays the one trained
+    before the test (its retraining would multiply the backtest's cost). 0: never. The
+    forecaster's bands and scales are restored afterwards: the registered model has no test data
+    in them.
+    """
+    if refresh_days <= 0 or len(origins) == 0:
+        return f.predict(panel, origins, n_steps)
+    saved, scale = ResidualBands.from_state(f.bands.state()), dict(f.scale)
+    day = pd.Timedelta(days=refresh_days)
+    start = panel.times[origins]
+    chunk = ((start - start[0]) // day).to_numpy()
+    parts = []
+    for c in np.unique(chunk):
+        these = origins[chunk == c]
+        if c > 0:
+            f.recalibrate(panel, int(these[0]))
+        parts.append(f.predict(panel, these, n_steps))
+    f.bands, f.scale = saved, scale
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ecodemo.errors import ModelError
 from ecodemo.models.baselines import BASELINES, Climatology, PointForecaster
@@ -141,16 +142,43 @@ class Forecaster:
                              f"and calibrate a {self.horizon_h:g} h forecaster")
         fit_end = train_end - cal
         self.point.fit(panel, fit_end)
+        origins, p50, actual, night = self._calibrate(panel, train_end, cal, fit_end)
+        self.selection = Selection(origins=origins, p50=p50, actual=actual, night=night)
+        self.train_start_ts = panel.times[first].isoformat()
+        self.fit_end_ts = panel.times[fit_end].isoformat()
+        self.train_end_ts = panel.times[train_end].isoformat()
+
+    def recalibrate(self, panel: Panel, end: int) -> None:
+        """Refit the bands on the calibration window ending at grid index ``end`` (forecasts
+        of the point model as it is, targets at or before ``end``), as a retraining would:
+        the backtest refreshes them through its test window, as production retrains weekly."""
+        n = panel.steps_for_hours(self.horizon_h)
+        observed = np.flatnonzero(np.isfinite(panel.values[: end + 1]).any(axis=1))
+        cal = min(panel.steps_for_hours(24 * self.cal_days), (end - int(observed[0]) + 1) // 4)
+        if cal < n + 1:
+            return
+        known = panel.times.get_indexer([pd.Timestamp(self.fit_end_ts)]) if self.fit_end_ts \
+            else np.array([-1])
+        model_end = int(known[0]) if known[0] >= 0 else end - cal
+        self._calibrate(panel, end, cal, model_end)
+
+    def _calibrate(self, panel: Panel, end: int, cal: int, model_end: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fit the bands on forecasts issued every ``cal_every_h`` in [end - cal, end) with
+        targets at or before ``end``; returns (origins, p50 with night levels, actual, night).
+        ``model_end``: the point model's last training row (earlier forecasts would be scored
+        on its own training data)."""
+        n = panel.steps_for_hours(self.horizon_h)
         every = panel.steps_for_hours(self.cal_every_h)
-        origins = np.arange(fit_end, train_end, every)
-        seen = panel.truncate(train_end)
+        origins = np.arange(end - cal, end, every)
+        seen = panel.truncate(end)
         p50 = self.point.predict(seen, origins, n)
-        actual = gather(panel.values, origins, n, upto=train_end)
-        dark = night_matrix(panel.truncate(train_end))
+        actual = gather(panel.values, origins, n, upto=end)
+        dark = night_matrix(seen)
         night = gather_mask(dark, origins, n)
-        scale = robust_scale(panel.values[: train_end + 1])
+        scale = robust_scale(panel.values[: end + 1])
         with np.errstate(all="ignore"):
-            lower = np.nanmin(panel.values[: train_end + 1], axis=0)
+            lower = np.nanmin(panel.values[: end + 1], axis=0)
         ids = panel.sensor_ids
         self.scale = {s: float(scale[j]) for j, s in enumerate(ids)}
         lead_edges = sorted({panel.steps_for_hours(h) for h in LEAD_GROUPS_H})
@@ -158,20 +186,17 @@ class Forecaster:
         if self.err_days > 0:
             k = max(1, int(np.ceil(self.err_days * 24 / self.horizon_h - 1e-9)))
             recent = recent_error(self.point, seen, origins, n, k, scale)
-            # forecasts issued before fit_end would be scored on the point model's own training
-            # rows (too good): those calibration origins count as typical
-            recent[origins - k * n < fit_end] = np.nan
+            # forecasts issued before model_end would be scored on the point model's own
+            # training rows (too good): those calibration origins count as typical
+            recent[origins - k * n < model_end] = np.nan
             factor = self.bands.fit_reference(recent, ids, k)
         self.bands.fit(p50, actual, scale, lead_edges,
                        {s: float(lower[j]) for j, s in enumerate(ids) if np.isfinite(lower[j])},
                        factor, night)
-        self.bands.fit_night(panel.values[: train_end + 1], dark, ids)
-        self.bands.fit_counts(panel.values[: train_end + 1], ids)
+        self.bands.fit_night(panel.values[: end + 1], dark, ids)
+        self.bands.fit_counts(panel.values[: end + 1], ids)
         _, sel_p50, _ = self.bands.apply_night(p50, p50, p50, night, ids)
-        self.selection = Selection(origins=origins, p50=sel_p50, actual=actual, night=night)
-        self.train_start_ts = panel.times[first].isoformat()
-        self.fit_end_ts = panel.times[fit_end].isoformat()
-        self.train_end_ts = panel.times[train_end].isoformat()
+        return origins, sel_p50, actual, night
 
     def predict(self, panel: Panel, origins: np.ndarray,
                 n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ class Rung(_Strict):
 class Backtest(_Strict):
     folds: int = Field(default=28, ge=1, description="test origins, one per day")
     every_h: float = Field(default=24, gt=0)
+    refresh_bands_days: float = Field(default=7, ge=0, description="0: never")
 
 
 class Calibration(_Strict):

@@ -123,7 +123,8 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
         with track_run(settings, "predict", sensor_kind=kind,
                        details={"rung": name, "purpose": "ladder backtest",
                                 "origins": len(origins), "leads": n_fit}) as pr:
-            preds[name] = f.predict(panel, origins, n_fit)
+            preds[name] = backtest.predict_refreshing(
+                f, panel, origins, n_fit, spec["backtest"]["refresh_bands_days"])
         fitted[name] = f
         train_run_ids[name] = tr.run_id
         results.append({"name": name, "train_seconds": tr.duration_s,
