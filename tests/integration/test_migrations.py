@@ -32,6 +32,8 @@ def test_upgrade_from_empty_then_rerun_is_a_no_op(pg_admin_url: str) -> None:
         statuses = migrate.status(c)
         assert all(s.applied for s in statuses)
         assert {s.variant for s in statuses if s.version == 2} == {timescale.detect(c).variant}
+    with psycopg.connect(url) as c:  # a new session gets the database's settings
+        assert c.execute("SHOW jit").fetchone() == ("off",)
 
 
 def test_statement_splitter_keeps_each_statement() -> None:
