@@ -62,3 +62,21 @@ def test_no_ai_rung_and_english() -> None:
     assert "No AI needed: the chosen method, persistence (last known value)" in html
     assert "shifted to other plants" in html and "net negative" in html
     assert "−1,6".replace(",", ".") in html and "Pour le" not in html
+
+
+def test_a_few_milligrams_lost_is_negligible_not_negative() -> None:
+    """A no-AI method that avoids nothing costs only its own milligrams of computing: the badge
+    says negligible with the signed figure; the net row keeps the sign and the range."""
+    card = _card(model="climatology", model_is_ml=False, ml_share=None, energy_effect="shifted",
+                 avoided_kwh=0.0, avoided_kgco2e=0.0, avoided_kgco2e_range=(0.0, 0.0),
+                 net_kgco2e=-4.5e-6, net_kgco2e_range=(-3.2e-5, -2.7e-6), payback_hours=None,
+                 payback_hours_range=None)
+    html = render_card(card, "fr")
+    assert 'class="badge small">bilan négligeable : −4,5\u00a0mg\u00a0CO₂e<' in html
+    assert "bilan négatif" not in html
+    assert "−4,5\u00a0mg\u00a0CO₂e net : le calcul a émis plus qu'il n'a fait éviter" in html
+    assert "(fourchette : −32 à −2,7\u00a0mg\u00a0CO₂e)" in html
+    assert "0 à 0" not in html                      # an empty avoided range says nothing
+    # one gram or more lost is a real loss, whatever the model
+    html = render_card(_card(net_kgco2e=-2e-3, net_kgco2e_range=None), "fr")
+    assert 'class="badge neg">bilan négatif<' in html

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
-from ecodemo.dashboards.labels import Lang
+from ecodemo.dashboards.labels import Lang, labels
 
 PARIS = ZoneInfo("Europe/Paris")
 LOCALES: dict[str, str] = {"fr": "fr_FR", "en": "en_GB"}
@@ -165,3 +165,11 @@ def short_name(full: str, limit: int = 32) -> str:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0]
     return cut + "…"
+
+
+def unit(u: str | None, lang: Lang = "fr") -> str:
+    """A sensor's stored unit in the reader's words ('bicycles/h' -> 'vélos/h'); a unit with
+    no entry ``unit.<u>`` in the catalogue is shown as stored (MW, %)."""
+    if not u:
+        return ""
+    return labels(lang).get(f"unit.{u}", u)

@@ -85,7 +85,7 @@ def _forecast_charts(store: _Store, t: dict[str, str], lang: Lang) -> list[dict[
         rung = t.get(f"rung.{model}", model or model_id)
         charts.append({
             "id": f"fc-{len(charts)}", "title": short, "full": full, "type": "line",
-            "unit": unit,
+            "unit": hz.unit(unit, lang),
             "subtitle": t["forecast.issued"].format(model=rung, when=hz.when(issued, lang)),
             "series": [
                 {"name": t["actual"], "color": "#2ca02c",
@@ -102,10 +102,13 @@ def _forecast_charts(store: _Store, t: dict[str, str], lang: Lang) -> list[dict[
 
 # Day-ahead forecasts as issued against what happened, one point per Paris day and model; the
 # no-AI line repeats the same hour one season earlier (the day before for solar and wind, the
-# week before for transport) on the same target hours.
+# week before for transport) on the same target hours. As in the backtest
+# (ecodemo.models.metrics), a sensor's error is divided by its mean |measurement| over all the
+# evaluated points (here every day shown), not by one day's: a winter day's few solar hours
+# made that day's own mean near zero and its figure ~10 000 %. Sensors count equally.
 DAILY_ACCURACY_SQL = """
     WITH pairs AS (
-        SELECT se.kind, coalesce(m.name, f.model_id) AS model,
+        SELECT se.kind, f.sensor_id, coalesce(m.name, f.model_id) AS model,
                (f.ts AT TIME ZONE 'Europe/Paris')::date AS day,
                abs(f.p50 - r.value) AS err, abs(r.value) AS val, abs(b.value - r.value) AS b_err
         FROM forecasts f
@@ -115,11 +118,18 @@ DAILY_ACCURACY_SQL = """
             WHEN se.kind IN ('solar', 'wind') THEN interval '1 day' ELSE interval '7 days' END
         LEFT JOIN models m ON m.model_id = f.model_id
         WHERE f.ts > f.issued_at AND f.ts <= f.issued_at + interval '24 hours'
+    ),
+    level AS (
+        SELECT sensor_id, model, avg(val) AS level FROM pairs GROUP BY 1, 2
+    ),
+    per_sensor AS (
+        SELECT p.kind, p.model, p.day, p.sensor_id, avg(p.err) / nullif(l.level, 0) AS nmae,
+               avg(p.b_err) / nullif(l.level, 0) AS b_nmae
+        FROM pairs p JOIN level l ON l.sensor_id = p.sensor_id AND l.model = p.model
+        GROUP BY p.kind, p.model, p.day, p.sensor_id, l.level
     )
-    SELECT kind, model, day, 100 * sum(err) / nullif(sum(val), 0) AS nmae_pct,
-           100 * sum(b_err) FILTER (WHERE b_err IS NOT NULL)
-               / nullif(sum(val) FILTER (WHERE b_err IS NOT NULL), 0) AS baseline_nmae_pct
-    FROM pairs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    SELECT kind, model, day, 100 * avg(nmae) AS nmae_pct, 100 * avg(b_nmae) AS baseline_nmae_pct
+    FROM per_sensor GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 
 

@@ -56,12 +56,20 @@ def _now_cards(data: dict[str, Any], lang: Lang) -> str:
         full = str(r[si["full_name"]])
         value = r[si["last_value"]]
         val = "–" if value is None else hz.number(float(value), lang)
+        unit = hz.unit(r[si["unit"]], lang)
         out.append(
             f'<div class="card"><div class="muted" title="{_e(full)}">'
             f'{_e(r[si["name"]])}</div>'
-            f'<div class="big">{_e(val)}\u00a0<span class="unit">{_e(r[si["unit"]])}</span></div>'
+            f'<div class="big">{_e(val)}\u00a0<span class="unit">{_e(unit)}</span></div>'
             f'<div class="note">{_e(hz.when(r[si["last_ts"]], lang))}</div></div>')
     return "".join(out)
+
+
+def _site_units(site_table: tuple[list[str], list[Any]], lang: Lang
+                ) -> tuple[list[str], list[Any]]:
+    cols, rows = site_table
+    u = cols.index("unit")
+    return cols, [(*r[:u], hz.unit(r[u], lang), *r[u + 1:]) for r in rows]
 
 
 def _practices(practices: list[dict[str, Any]], lang: Lang) -> str:
@@ -114,7 +122,8 @@ def render_html(data: dict[str, Any], lang: Lang = "fr", *, for_print: bool = Fa
 
     details = "".join([
         _details(t["practices.title"], _practices(data.get("practices", []), lang), for_print),
-        _details(t["sites.title"], table(data["site_table"], lang, legend), for_print),
+        _details(t["sites.title"], table(_site_units(data["site_table"], lang), lang,
+                                         legend), for_print),
         _details(t["models.choice"], table(data["choices"], lang, legend,
                                            ("candidates", "model_id", "reason")), for_print),
         _details(t["models.versions"], table(data["versions"], lang, legend,

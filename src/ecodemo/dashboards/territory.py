@@ -172,6 +172,12 @@ MAP_SQL = f"""
 def quality_sql(t: dict[str, str], lang: Lang) -> str:
     """nMAE of the live forecasts over the 30 days before the latest live evaluation.
 
+    Scored as the backtest scores (``ecodemo.models.metrics``): per sensor, the mean absolute
+    error over every evaluated point divided by the mean |measurement| over the same points,
+    then the mean over sensors. The live rows are per horizon, and a horizon whose targets fall
+    at night has a near-zero mean (solar): averaging their nMAEs gave figures in the hundreds
+    of percent, so the sums are pooled instead (MAE x n and, from MAE / nMAE, mean |actual| x n;
+    a row with no nMAE but an MAE measured zero on average: adds its error, not its level).
     Per-sensor rows are used when they exist for the chosen sites, else the kind's
     ``__all__`` aggregate; only the model the ladder chose last for that kind.
     """
@@ -188,23 +194,30 @@ def quality_sql(t: dict[str, str], lang: Lang) -> str:
         GROUP BY e.kind
     ),
     ev AS (
-        SELECT e.kind, e.sensor_id, e.nmae, e.n
+        SELECT e.kind, e.sensor_id, e.mae * e.n AS err_sum,
+               CASE WHEN e.nmae > 0 THEN e.mae / e.nmae * e.n
+                    WHEN e.nmae IS NULL THEN 0 END AS level_sum
         FROM evaluations e
         JOIN kinds k ON k.kind = e.kind
         JOIN last ON last.kind = e.kind
         LEFT JOIN choice c ON c.kind = e.kind
-        WHERE e.source = 'live' AND e.nmae IS NOT NULL AND e.n > 0
+        WHERE e.source = 'live' AND e.mae IS NOT NULL AND e.n > 0
           AND e.period_end > last.last_end - interval '30 days'
           AND e.period_end <= last.last_end
           AND (c.chosen_name IS NULL OR e.model_name = c.chosen_name)
           AND (e.sensor_id = '__all__' OR e.sensor_id IN ($site))
     ),
-    per_kind AS (
-        SELECT kind, 100 * sum(nmae * n) / sum(n) AS within_pct
+    per_sensor AS (
+        SELECT kind, sensor_id, sum(err_sum) / nullif(sum(level_sum), 0) AS nmae
         FROM ev
         WHERE sensor_id <> '__all__'
            OR NOT EXISTS (SELECT 1 FROM ev e2 WHERE e2.kind = ev.kind
                           AND e2.sensor_id <> '__all__')
+        GROUP BY kind, sensor_id
+    ),
+    per_kind AS (
+        SELECT kind, 100 * avg(nmae) AS within_pct
+        FROM per_sensor WHERE nmae IS NOT NULL
         GROUP BY kind
     )
     SELECT kind, round(within_pct::numeric, 0)::float8 AS within_pct,

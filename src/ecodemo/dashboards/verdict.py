@@ -178,6 +178,12 @@ def _e(s: str) -> str:
     return html.escape(s, quote=False)
 
 
+# A net loss below one gram CO2e over the period (a no-AI method that avoids nothing costs
+# only its own milligrams of computing) is called negligible, with its signed figure, rather
+# than "negative" like a real loss; the net row keeps the figure and its range.
+NEGLIGIBLE_KGCO2E = 1e-3
+
+
 def _in_range(t: dict[str, str], fmt: Any, pair: tuple[float, float], lang: Lang) -> str:
     return " " + t["verdict.range"].format(r=fmt(pair[0], pair[1], lang))
 
@@ -244,7 +250,7 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
     eff = t.get(f"verdict.effect.{effect}", "") if effect else ""
     av = t["verdict.avoided"].format(kwh=hz.energy(c["avoided_kwh"], lang), effect=eff,
                                      co2=hz.co2(c["avoided_kgco2e"], lang), period=period)
-    if c["avoided_kgco2e_range"]:
+    if c["avoided_kgco2e_range"] and any(c["avoided_kgco2e_range"]):  # not "0 à 0"
         av += _in_range(t, hz.co2_range, c["avoided_kgco2e_range"], lang)
     if c["ml_share"] is not None:
         av += " " + t["verdict.ml_share"].format(share=hz.percent(c["ml_share"], lang))
@@ -255,7 +261,8 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         net_text = _e(t["verdict.net_unknown"])
     else:
         sign = "+" if net > 0 else ""
-        net_text = t["verdict.net"].format(net=sign + hz.co2(net, lang))
+        net_text = t["verdict.net" if net >= 0 else "verdict.net_neg"].format(
+            net=sign + hz.co2(net, lang))
         if c["net_kgco2e_range"]:
             net_text += _in_range(t, hz.co2_range, c["net_kgco2e_range"], lang)
         if c["payback_hours"] is not None:
@@ -284,10 +291,14 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         decide = "–"
     rows.append(_row(t["verdict.decides"], decide))
     good = net is not None and net > 0
-    badge = t["verdict.badge.pos" if good else ("verdict.badge.unknown" if net is None
-                                                 else "verdict.badge.neg")]
+    if net is not None and net <= 0 and -net < NEGLIGIBLE_KGCO2E:
+        badge, tone = t["verdict.badge.negligible"].format(net=hz.co2(net, lang)), "small"
+    else:
+        badge = t["verdict.badge.pos" if good else ("verdict.badge.unknown" if net is None
+                                                     else "verdict.badge.neg")]
+        tone = "pos" if good else "neg"
     return (f'<article class="verdict-card" aria-labelledby="v-{kind}">'
-            f'<h3 id="v-{kind}">{_e(title)} <span class="badge {"pos" if good else "neg"}">'
+            f'<h3 id="v-{kind}">{_e(title)} <span class="badge {tone}">'
             f'{_e(badge)}</span></h3><dl>{"".join(rows)}</dl></article>')
 
 
