@@ -29,7 +29,8 @@ def cli_env(**extra: str | None) -> dict[str, str]:
 
 
 def run_cli(args: Sequence[str | Path], env: dict[str, str], *, prefix: Sequence[str] = (),
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+            timeout: float = 300, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
     """Run ``ecodemo ARGS`` (optionally under ``prefix``, e.g. runuser) and capture its output."""
-    return subprocess.run([*prefix, *CLI, *map(str, args)], env=env, capture_output=True,
+    cli = [python, *CLI[1:]]
+    return subprocess.run([*prefix, *cli, *map(str, args)], env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)

@@ -11,6 +11,8 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,19 +49,42 @@ def user_state(ordinary_user: str) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _python_for(user: str) -> tuple[str, str | None]:
+    """An interpreter ``user`` can run, and the extra PYTHONPATH it needs for ecodemo's packages.
+
+    This interpreter first; when it lives where the user cannot read (a pyenv under a mode-700
+    /root, as on the CI machines), the system's interpreter of the same version with this
+    environment's site-packages on its path (same ABI, so the compiled wheels load).
+    """
+    probe = ["runuser", "-u", user, "--"]
+    ok = subprocess.run([*probe, sys.executable, "-c", "pass"], capture_output=True).returncode
+    if ok == 0:
+        return sys.executable, None
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(version, path="/usr/bin:/usr/local/bin")
+    site = sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]
+    if system is None or subprocess.run([*probe, system, "-c", "pass"],
+                                        capture_output=True).returncode != 0:
+        pytest.skip(f"{user} can run neither {sys.executable} nor a system {version}")
+    return system, os.pathsep.join(dict.fromkeys(site))
+
+
 @needs_root
 def test_db_commands_as_an_ordinary_user(ordinary_user, user_state) -> None:
     state = user_state / "state"  # created by ecodemo itself, as that user
     env = cli_env(ECODEMO_STATE_DIR=str(state), ECODEMO_DATABASE_URL=None,
                   HOME=str(user_state), USER=ordinary_user, LOGNAME=ordinary_user)
     env.pop("XDG_RUNTIME_DIR", None)
+    python, site = _python_for(ordinary_user)
+    if site:
+        env["PYTHONPATH"] = os.pathsep.join((env["PYTHONPATH"], site))
     as_user = ["runuser", "-u", ordinary_user, "--"]
     who = subprocess.run([*as_user, "id", "-u"], capture_output=True, text=True, check=True)
     assert int(who.stdout) == pwd.getpwnam(ordinary_user).pw_uid != 0
 
-    upgrade = run_cli(["db", "upgrade"], env, prefix=as_user)
+    upgrade = run_cli(["db", "upgrade"], env, prefix=as_user, python=python)
     assert upgrade.returncode == 0, upgrade.stderr
-    status = run_cli(["db", "status"], env, prefix=as_user)
+    status = run_cli(["db", "status"], env, prefix=as_user, python=python)
     assert status.returncode == 0, status.stderr
     assert "001_core: applied" in status.stdout
     assert "readings: 0 rows" in status.stdout
