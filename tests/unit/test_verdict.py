@@ -41,6 +41,10 @@ def test_full_card_in_french() -> None:
     assert "1 sur 39\u00a0millions" in html and "(hypothèse retenue : 10\u202f%)" in html
     assert "Évaluation et rapports" not in html   # a zero accounting line says nothing
     assert "bilan positif" in html
+    sites = [(f"Vélos {i}", f"compteur {i}") for i in range(5)]
+    html = render_card(_card(sites=sites), "fr")
+    assert "5 capteurs : " in html and " et 2 autres" in html and "(s)" not in html
+    assert " et 1 autre." in render_card(_card(sites=sites[:4]), "fr")
 
 
 def test_missing_figures_are_said_not_invented() -> None:
@@ -70,6 +74,7 @@ def test_a_few_milligrams_lost_is_negligible_not_negative() -> None:
     card = _card(model="climatology", model_is_ml=False, ml_share=None, energy_effect="shifted",
                  avoided_kwh=0.0, avoided_kgco2e=0.0, avoided_kgco2e_range=(0.0, 0.0),
                  net_kgco2e=-4.5e-6, net_kgco2e_range=(-3.2e-5, -2.7e-6), payback_hours=None,
+                 key_breakeven=None, key_breakeven_range=None,
                  payback_hours_range=None)
     html = render_card(card, "fr")
     assert 'class="badge small">bilan négligeable : −4,5\u00a0mg\u00a0CO₂e<' in html
@@ -77,6 +82,8 @@ def test_a_few_milligrams_lost_is_negligible_not_negative() -> None:
     assert "−4,5\u00a0mg\u00a0CO₂e net : le calcul a émis plus qu'il n'a fait éviter" in html
     assert "(fourchette : −32 à −2,7\u00a0mg\u00a0CO₂e)" in html
     assert "0 à 0" not in html                      # an empty avoided range says nothing
+    assert "Aucune hypothèse ne change ce bilan : la méthode retenue est sans IA" in html
+    assert "1 capteur : " in html and "(s)" not in html
     # one gram or more lost is a real loss, whatever the model
     html = render_card(_card(net_kgco2e=-2e-3, net_kgco2e_range=None), "fr")
     assert 'class="badge neg">bilan négatif<' in html

@@ -199,9 +199,11 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
     names = [f'<span title="{html.escape(full)}">{_e(short)}</span>'
              for short, full in c["sites"][:3]]
     more = len(c["sites"]) - len(names)
-    where = ", ".join(names) + (t["verdict.more"].format(n=more) if more > 0 else "")
+    where = ", ".join(names) + (t["verdict.more" + (".one" if more == 1 else "")].format(
+        n=more) if more > 0 else "")
+    one = ".one" if len(c["sites"]) == 1 else ""
     rows = [_row(t["verdict.what"],
-                 _e(t.get(f"service.{kind}.what", "")) + " " + t["verdict.sites"].format(
+                 _e(t.get(f"service.{kind}.what", "")) + " " + t["verdict.sites" + one].format(
                      n=len(c["sites"]), names=where).replace("….", "…"))]
     # accuracy against the counterfactual
     cf = _e(_rung(c["counterfactual"], t))
@@ -285,6 +287,8 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         if rng:
             decide += " " + t["verdict.be_range"].format(lo=share_phrase(rng[0], lang),
                                                          hi=share_phrase(rng[1], lang))
+    elif key and not c["model_is_ml"] and not c["avoided_kgco2e"]:
+        decide = _e(t["verdict.key.no_ai"])
     elif key:
         decide = t["verdict.key.none"].format(key=_e(t.get(f"key.{key}", str(key))))
     else:
