@@ -27,7 +27,9 @@ from ecodemo.store import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "sensors" / "snapshot"
-TEMPLATE_DB = "ecodemo_test_template"
+# One template per pytest session: sessions sharing an external server (ECODEMO_TEST_DATABASE_URL)
+# must not drop or re-migrate each other's template mid-run.
+TEMPLATE_DB = f"ecodemo_test_template_{os.getpid()}"
 
 # Fuzz tests: the suite replays the same examples every run (a green CI run stays green and a
 # red one reproduces); `HYPOTHESIS_PROFILE=explore` draws new random examples each run.
@@ -92,14 +94,16 @@ def seal_template(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_url(pg_admin_url: str) -> str:
+def template_url(pg_admin_url: str) -> Iterator[str]:
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         drop_template(conn, TEMPLATE_DB)
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
     url = _with_dbname(pg_admin_url, TEMPLATE_DB)
     migrate.upgrade(url)
     seal_template(pg_admin_url, TEMPLATE_DB)
-    return url
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        drop_template(conn, TEMPLATE_DB)
 
 
 @pytest.fixture()
