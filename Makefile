@@ -6,7 +6,9 @@ WORKDIR ?= demo-output
 # PostgreSQL (embedded) warns about a fallback when there is none (root, CI).
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
-# Debian packages the suite needs, one per line: adding one is adding a line.
+# Debian packages the suite needs, one per line: adding one is adding a line. npm (for the
+# report's accessibility checker) is added only when no npm is on PATH, so a Node.js installed
+# from elsewhere (NodeSource) is left alone.
 DEB_PACKAGES := \
 	python3-venv \
 	libgomp1 \
@@ -45,7 +47,8 @@ demo: $(VENV)/.core  ## run the whole pipeline on the bundled real data (embedde
 deps:  ## install the missing Debian packages the suite needs (as root, else with sudo)
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' || echo $$p; \
-	done); \
+	done; \
+	command -v npm >/dev/null 2>&1 || echo npm); \
 	[ -z "$$missing" ] && exit 0; \
 	missing=$$(echo $$missing); \
 	if ! command -v apt-get >/dev/null 2>&1; then \
