@@ -81,23 +81,24 @@ def co2(kg: float | None, lang: Lang = "fr", sig: int = 3) -> str:
     return f"{number(v, lang, sig)}\u00a0{sym}\u00a0{CO2}"
 
 
-def energy_range(low: float | None, high: float | None, lang: Lang = "fr") -> str:
-    """'1,2 à 3,4 Wh' / '1.2 to 3.4 Wh' (the unit of the larger end)."""
+def _range(low: float | None, high: float | None, scale: tuple[tuple[str, float], ...],
+           suffix: str, lang: Lang) -> str:
+    """'1,2 à 3,4 <unit>' in the unit (from ``scale``) of the larger end."""
     if low is None or high is None:
         return "–"
-    _, sym = _scaled(max(abs(low), abs(high)) or 1e-9, _ENERGY)
-    size = dict(_ENERGY)[sym]
+    _, sym = _scaled(max(abs(low), abs(high)) or 1e-9, scale)
+    size = dict(scale)[sym]
     sep = " à " if lang == "fr" else " to "
-    return f"{number(low / size, lang, 2)}{sep}{number(high / size, lang, 2)}\u00a0{sym}"
+    return f"{number(low / size, lang, 2)}{sep}{number(high / size, lang, 2)}\u00a0{sym}{suffix}"
+
+
+def energy_range(low: float | None, high: float | None, lang: Lang = "fr") -> str:
+    """'1,2 à 3,4 Wh' / '1.2 to 3.4 Wh' (the unit of the larger end)."""
+    return _range(low, high, _ENERGY, "", lang)
 
 
 def co2_range(low: float | None, high: float | None, lang: Lang = "fr") -> str:
-    if low is None or high is None:
-        return "–"
-    _, sym = _scaled(max(abs(low), abs(high)) or 1e-9, _MASS)
-    size = dict(_MASS)[sym]
-    sep = " à " if lang == "fr" else " to "
-    return f"{number(low / size, lang, 2)}{sep}{number(high / size, lang, 2)}\u00a0{sym}\u00a0{CO2}"
+    return _range(low, high, _MASS, f"\u00a0{CO2}", lang)
 
 
 def duration_h(hours: float | None, lang: Lang = "fr") -> str:
