@@ -125,15 +125,21 @@ def test_sensor_with_gaps_still_gets_a_full_forecast() -> None:
         assert (p10 >= 0).all()                   # counts: clipped at the training minimum
 
 
-def test_single_sensor_half_hourly_solar() -> None:
-    times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
+def _half_hourly_solar_panel() -> tuple[pd.DatetimeIndex, np.ndarray, Panel]:
+    """60 days of a synthetic half-hourly PV sensor: its times, clear sky (0 at night), panel."""
     from ecodemo.models.solar import solar_geometry
 
+    times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
     cs, _ = solar_geometry(times, 49.97, 2.79)
     rng = np.random.default_rng(1)
     y = cs * 2.0 * rng.uniform(0.3, 1.0, len(times))
     panel = panel_from_long("solar", pd.DataFrame({"sensor_id": "pv", "ts": times, "value": y}),
                             [SensorMeta("pv", latitude=49.97, longitude=2.79)])
+    return times, np.asarray(cs), panel
+
+
+def test_single_sensor_half_hourly_solar() -> None:
+    times, cs, panel = _half_hourly_solar_panel()
     assert panel.steps_per_day == 48
     origin = len(times) - 97
     f = Forecaster(_lgbm(), horizon_h=48, cal_days=7)
@@ -266,14 +272,8 @@ def test_noon_origins_and_the_day_ahead_window_across_dst() -> None:
 
 def test_solar_nights_get_the_night_level_and_are_scored_apart() -> None:
     from ecodemo.models.metrics import coverage_by_lead
-    from ecodemo.models.solar import solar_geometry
 
-    times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
-    cs, _ = solar_geometry(times, 49.97, 2.79)
-    rng = np.random.default_rng(1)
-    y = cs * 2.0 * rng.uniform(0.3, 1.0, len(times))
-    panel = panel_from_long("solar", pd.DataFrame({"sensor_id": "pv", "ts": times, "value": y}),
-                            [SensorMeta("pv", latitude=49.97, longitude=2.79)])
+    times, cs, panel = _half_hourly_solar_panel()
     origin = len(times) - 97
     f = Forecaster(SeasonalNaive(), horizon_h=48, cal_days=7)
     f.fit(panel, origin - 96)
