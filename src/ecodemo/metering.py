@@ -1,7 +1,10 @@
 """Measure every stage run with CodeCarbon's offline tracker and record it in ``compute_runs``.
 
 It sits below the sensors, models and energy areas (it needs only the settings and the store),
-so each of them measures its runs without importing another area: imports point down.
+so each of them measures its runs without importing another area: imports point down. It is
+the one writer of ``compute_runs``: the run rows, the model a run produced
+(:func:`attach_model`), the grid-intensity columns (:func:`set_grid_emissions`) and deletions
+(:func:`delete_runs`).
 
 Design choices (why):
 - One ``OfflineEmissionsTracker`` per process, created lazily and kept: its hardware detection
@@ -29,9 +32,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecodemo.config import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import timedelta
+
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -291,3 +300,66 @@ def track_run(settings: Settings, stage: str, *, sensor_kind: str | None = None,
                 _METER.lock.release()
         if record:
             record_run(settings, rec)
+
+
+def attach_model(conn: psycopg.Connection, run_id: str, model_id: str) -> None:
+    """Link a recorded run to the model it trained, so the balance finds what the model cost
+    to train. In the caller's transaction."""
+    conn.execute("UPDATE compute_runs SET model_id = %s WHERE run_id = %s", (model_id, run_id))
+
+
+# The intensity used for a run: the last value at or before the run's midpoint, else the first
+# one after it, each within the tolerance. Runs last seconds to minutes, so one quarter-hour
+# value describes them; the midpoint keeps long runs honest.
+_GRID_EMISSIONS = """
+WITH runs AS (
+    SELECT run_id, started_at, energy_kwh,
+           started_at + make_interval(secs => coalesce(duration_s, 0) / 2) AS mid
+    FROM compute_runs
+    WHERE (%(all)s OR grid_intensity_g_per_kwh IS NULL)
+), matched AS (
+    SELECT r.run_id, r.started_at, r.energy_kwh,
+           coalesce(prev.ts, nxt.ts) AS gi_ts,
+           coalesce(prev.g_per_kwh, nxt.g_per_kwh) AS g,
+           coalesce(prev.source, nxt.source) AS src,
+           CASE WHEN prev.ts IS NOT NULL THEN 'at or before' ELSE 'after' END AS side
+    FROM runs r
+    LEFT JOIN LATERAL (
+        SELECT ts, g_per_kwh, source FROM grid_intensity
+        WHERE zone = %(zone)s AND ts <= r.mid AND ts >= r.mid - %(tol)s
+        ORDER BY ts DESC LIMIT 1) prev ON true
+    LEFT JOIN LATERAL (
+        SELECT ts, g_per_kwh, source FROM grid_intensity
+        WHERE zone = %(zone)s AND ts > r.mid AND ts <= r.mid + %(tol)s
+        ORDER BY ts ASC LIMIT 1) nxt ON true
+)
+UPDATE compute_runs c
+SET grid_intensity_g_per_kwh = m.g,
+    grid_emissions_kg = m.energy_kwh * m.g / 1000.0,   -- NULL energy stays NULL
+    grid_intensity_source = m.src || ', zone ' || %(zone)s || ', value of '
+        || to_char(m.gi_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')
+        || ' (' || m.side || ' the run midpoint)'
+FROM matched m
+WHERE c.run_id = m.run_id AND c.started_at = m.started_at AND m.g IS NOT NULL
+"""
+
+
+def set_grid_emissions(conn: psycopg.Connection, *, zone: str, tolerance: timedelta,
+                       recompute_all: bool) -> int:
+    """Fill the grid-intensity columns of the runs (those still NULL, or all) from the
+    ``grid_intensity`` value of ``zone`` nearest their midpoint within ``tolerance``;
+    ``grid_emissions_kg`` = measured kWh x gCO2e/kWh / 1000. Returns the server's row count."""
+    with conn.cursor() as cur:
+        cur.execute(_GRID_EMISSIONS, {"zone": zone, "tol": tolerance, "all": recompute_all})
+        return int(cur.rowcount)
+
+
+def delete_runs(conn: psycopg.Connection, *, model_ids: Sequence[str], kinds: Sequence[str],
+                ingest_files: Sequence[str]) -> int:
+    """Delete the runs of these models or sensor kinds, and the 'ingest' runs of these files
+    (``details.file``). In the caller's transaction; returns rows deleted."""
+    return int(conn.execute(
+        """DELETE FROM compute_runs WHERE model_id = ANY(%(models)s)
+           OR sensor_kind = ANY(%(kinds)s)
+           OR (stage = 'ingest' AND details->>'file' = ANY(%(files)s))""",
+        {"models": list(model_ids), "kinds": list(kinds), "files": list(ingest_files)}).rowcount)

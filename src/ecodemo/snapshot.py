@@ -21,6 +21,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from ecodemo import metering
 from ecodemo.config import Settings
 from ecodemo.errors import ConfigError
 from ecodemo.store import migrate
@@ -233,9 +234,8 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
                           AND t.period_start <= k.hi AND t.period_end >= k.lo)""", p)
         delete("model_choices", """DELETE FROM model_choices WHERE model_id = ANY(%(models)s)
                OR kind = ANY(%(kinds)s)""", p)
-        delete("compute_runs", """DELETE FROM compute_runs WHERE model_id = ANY(%(models)s)
-               OR sensor_kind = ANY(%(kinds)s)
-               OR (stage = 'ingest' AND details->>'file' = ANY(%(files)s))""", p)
+        out["compute_runs"] = metering.delete_runs(conn, model_ids=models, kinds=gone_kinds,
+                                                   ingest_files=p["files"])
         delete("models", "DELETE FROM models WHERE model_id = ANY(%(models)s)", p)
         delete("sensor_quality", "DELETE FROM sensor_quality WHERE sensor_id = ANY(%(snap)s)", p)
         delete("quarantine", "DELETE FROM quarantine WHERE source LIKE ANY(%(paths)s)", p)

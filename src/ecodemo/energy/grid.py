@@ -6,7 +6,8 @@ Two emission figures live side by side in ``compute_runs``:
   **annual average** intensity for the country (a constant for every run in a year);
 - ``grid_emissions_kg`` / ``grid_intensity_g_per_kwh`` / ``grid_intensity_source``: the same
   measured energy times the **éCO2mix intensity at the time the run happened** (the quarter-hour
-  value at or before the run's midpoint, else the next one, within a tolerance), filled in here
+  value at or before the run's midpoint, else the next one, within a tolerance), filled in by
+  :func:`recompute_grid_emissions` (through ``compute_runs``' one writer, ``ecodemo.metering``)
   when the pipeline has collected ``grid_intensity`` rows.
 
 ``parse_eco2mix_taux_co2`` is pure and reads an ODRE Explore API v2.1 ``/records`` answer for the
@@ -25,6 +26,7 @@ from typing import Any
 import psycopg
 
 from ecodemo.errors import InputError
+from ecodemo.metering import set_grid_emissions
 from ecodemo.store.grid_intensity import plausible_g_per_kwh, upsert_grid_intensity
 
 log = logging.getLogger(__name__)
@@ -98,42 +100,6 @@ def store_grid_intensity(conn: psycopg.Connection, points: Iterable[GridPoint],
                                      source)
 
 
-# The intensity used for a run: the last value at or before the run's midpoint, else the first
-# one after it, each within the tolerance. Runs last seconds to minutes, so one quarter-hour
-# value describes them; the midpoint keeps long runs honest.
-_RECOMPUTE = """
-WITH runs AS (
-    SELECT run_id, started_at, energy_kwh,
-           started_at + make_interval(secs => coalesce(duration_s, 0) / 2) AS mid
-    FROM compute_runs
-    WHERE (%(all)s OR grid_intensity_g_per_kwh IS NULL)
-), matched AS (
-    SELECT r.run_id, r.started_at, r.energy_kwh,
-           coalesce(prev.ts, nxt.ts) AS gi_ts,
-           coalesce(prev.g_per_kwh, nxt.g_per_kwh) AS g,
-           coalesce(prev.source, nxt.source) AS src,
-           CASE WHEN prev.ts IS NOT NULL THEN 'at or before' ELSE 'after' END AS side
-    FROM runs r
-    LEFT JOIN LATERAL (
-        SELECT ts, g_per_kwh, source FROM grid_intensity
-        WHERE zone = %(zone)s AND ts <= r.mid AND ts >= r.mid - %(tol)s
-        ORDER BY ts DESC LIMIT 1) prev ON true
-    LEFT JOIN LATERAL (
-        SELECT ts, g_per_kwh, source FROM grid_intensity
-        WHERE zone = %(zone)s AND ts > r.mid AND ts <= r.mid + %(tol)s
-        ORDER BY ts ASC LIMIT 1) nxt ON true
-)
-UPDATE compute_runs c
-SET grid_intensity_g_per_kwh = m.g,
-    grid_emissions_kg = m.energy_kwh * m.g / 1000.0,   -- NULL energy stays NULL
-    grid_intensity_source = m.src || ', zone ' || %(zone)s || ', value of '
-        || to_char(m.gi_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')
-        || ' (' || m.side || ' the run midpoint)'
-FROM matched m
-WHERE c.run_id = m.run_id AND c.started_at = m.started_at AND m.g IS NOT NULL
-"""
-
-
 def recompute_grid_emissions(conn: psycopg.Connection, *, zone: str = DEFAULT_ZONE,
                              tolerance: timedelta = DEFAULT_TOLERANCE,
                              recompute_all: bool = False) -> int:
@@ -144,9 +110,7 @@ def recompute_grid_emissions(conn: psycopg.Connection, *, zone: str = DEFAULT_ZO
     energy was not measured gets the intensity but NULL ``grid_emissions_kg``.
     Returns the number of runs updated.
     """
-    with conn.cursor() as cur:
-        cur.execute(_RECOMPUTE, {"zone": zone, "tol": tolerance, "all": recompute_all})
-        n = cur.rowcount
+    n = set_grid_emissions(conn, zone=zone, tolerance=tolerance, recompute_all=recompute_all)
     if not conn.autocommit:
         conn.commit()
     log.info("grid intensity applied to %d compute run(s) (zone %s)", n, zone)

@@ -19,7 +19,7 @@ import psycopg
 
 from ecodemo.config import Settings
 from ecodemo.errors import ModelError
-from ecodemo.metering import track_run, warm_up
+from ecodemo.metering import attach_model, track_run, warm_up
 from ecodemo.models import backtest, data, registry
 from ecodemo.models.forecaster import Forecaster, gather, gather_mask, make_point, night_matrix
 from ecodemo.models.ladder import choose
@@ -185,8 +185,7 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                 features=feats, params=params)
             # The chosen rung's training run is this candidate's training: link it, so the
             # balance finds what the model cost to train.
-            conn.execute("UPDATE compute_runs SET model_id = %s WHERE run_id = %s",
-                         (row.model_id, train_run_ids[chosen]))
+            attach_model(conn, train_run_ids[chosen], row.model_id)
             evaluations.write_backtest(
                 conn, kind, horizon_h, start, end,
                 [(r["name"], row.model_id if r["name"] == chosen else None, per_rung[r["name"]],
@@ -254,8 +253,7 @@ def train(settings: Settings, kind: str, promote: bool = True,
             train_energy_kwh=run.energy_kwh,
             energy={"train_kwh": run.energy_kwh, "method": run.measurement_method},
             features=feats, params=params)
-        conn.execute("UPDATE compute_runs SET model_id = %s WHERE run_id = %s",
-                     (row.model_id, run.run_id))
+        attach_model(conn, run.run_id, row.model_id)
         if promote:
             row = registry.promote(conn, row.model_id)
     return {"kind": kind, "model_id": row.model_id, "name": name, "status": row.status,
