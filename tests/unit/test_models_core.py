@@ -127,7 +127,7 @@ def test_sensor_with_gaps_still_gets_a_full_forecast() -> None:
 
 def _half_hourly_solar_panel() -> tuple[pd.DatetimeIndex, np.ndarray, Panel]:
     """60 days of a synthetic half-hourly PV sensor: its times, clear sky (0 at night), panel."""
-    from ecodemo.models.solar import solar_geometry
+    from ecodemo.solar import solar_geometry
 
     times = pd.date_range("2013-05-01", periods=48 * 60, freq="30min", tz="UTC")
     cs, _ = solar_geometry(times, 49.97, 2.79)
@@ -239,7 +239,7 @@ def test_shared_solar_geometry_equals_pvlib_per_site(freq: str, periods: int,
     own solar position) and apparent elevation from ``Location.get_solarposition``."""
     import pvlib
 
-    from ecodemo.models.solar import solar_geometry_many
+    from ecodemo.solar import solar_geometry_many
 
     times = pd.date_range(start, periods=periods, freq=freq, tz="UTC")
     mid = times + (pd.Timedelta(freq) / 2)

@@ -19,7 +19,7 @@ in log terms, between ignoring it and trusting it fully). The quantiles are lear
 rescaled residuals, so on the calibration window the band keeps its nominal coverage; after a
 spell of large errors the band widens, after a spell of small ones it narrows.
 
-Solar nights (``night`` masks, see :func:`ecodemo.models.solar.night_mask`): the sun is down, so
+Solar nights (``night`` masks, see :func:`ecodemo.solar.night_mask`): the sun is down, so
 the output is a physical constant, not a forecast. A night target gets the sensor's own night
 level from training as p50 and the 10th-90th percentiles of its night readings as the band:
 zero width where nights read a constant 0, a narrow range where a regional aggregate reads small

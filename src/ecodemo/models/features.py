@@ -27,7 +27,7 @@ import pandas as pd
 
 from ecodemo.models.issued import IssuedWeather
 from ecodemo.models.panel import Panel, align_weather
-from ecodemo.models.solar import solar_geometry_many
+from ecodemo.solar import solar_geometry_many
 
 # Reading-derived features (depend on the bucket's minimum lag L).
 LAG_FEATURES = ("lag_0", "lag_1", "lag_day", "lag_week", "mean_3h", "mean_day", "std_day",

@@ -30,7 +30,7 @@ from ecodemo.models.calibration import LEAD_GROUPS_H, ResidualBands
 from ecodemo.models.features import robust_scale
 from ecodemo.models.lgbm import LgbmForecaster, LgbmSpec
 from ecodemo.models.panel import Panel
-from ecodemo.models.solar import night_mask
+from ecodemo.solar import night_mask
 
 
 def gather(values: np.ndarray, origins: np.ndarray, n_steps: int,

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
-from pvlib import solarposition
 
 from ecodemo.cadence import infer_step
+from ecodemo.solar import analytic_elevation_deg
 from ecodemo.store.ingest import CHECK_FLAGS_MASK
 
 FLAG_SPIKE = 8
@@ -112,25 +112,15 @@ def unit_mixups(s: pd.Series, th: Thresholds) -> np.ndarray:
     return np.asarray(s.index.normalize().isin(bad_days))
 
 
-def sun_elevation_deg(index: pd.DatetimeIndex, latitude: float, longitude: float) -> np.ndarray:
-    """Solar elevation (degrees), pvlib's analytical declination/equation of time/zenith."""
-    doy = np.asarray(index.dayofyear, dtype=float)
-    decl = np.asarray(solarposition.declination_spencer71(doy))
-    eot = np.asarray(solarposition.equation_of_time_spencer71(doy))
-    hours = np.asarray(index.hour + index.minute / 60.0, dtype=float)
-    ha = np.radians(15.0 * (hours - 12.0) + longitude + eot / 4.0)
-    zen = solarposition.solar_zenith_analytical(np.radians(latitude), ha, decl)
-    return 90.0 - np.degrees(np.asarray(zen))
-
-
 def impossible(s: pd.Series, kind: str, latitude: float | None, longitude: float | None,
                step: pd.Timedelta, th: Thresholds) -> np.ndarray:
     if kind != "solar" or latitude is None or longitude is None or len(s) == 0:
         return np.zeros(len(s), bool)
     # judge the middle of each interval (a value stamped 06:00 may cover 06:00-06:30)
     mid = s.index + step / 2
-    elev = np.minimum(sun_elevation_deg(s.index, latitude, longitude),
-                      sun_elevation_deg(mid, latitude, longitude))
+    # the analytic sun (within half a degree of SPA) is ample against a -6 degree threshold
+    elev = np.minimum(analytic_elevation_deg(s.index, latitude, longitude),
+                      analytic_elevation_deg(mid, latitude, longitude))
     q99 = float(np.nanpercentile(s.to_numpy(), 99))
     return (elev < th.night_elevation_deg) & (s.to_numpy() > th.night_tolerance * q99) & \
         (s.to_numpy() > 0)

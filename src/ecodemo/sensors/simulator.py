@@ -6,10 +6,10 @@ Every random draw is a pure function of (seed, sensor id, timestamp): a counter-
 gets the same value whatever window is asked for, and re-simulating any interval changes
 nothing in the store.
 
-- solar (MW): clear-sky GHI from pvlib (Spencer declination and equation of time, analytical
-  zenith, Haurwitz clear-sky model) at the site's coordinates, times a clear-sky index from a
-  cloud process (Kasten-Czeplak: k = 1 - 0.75 c^3.4), times capacity and a 0.85 performance
-  ratio.
+- solar (MW): clear-sky GHI from pvlib through ``ecodemo.solar`` (its analytic sun: Spencer
+  declination and equation of time, analytical zenith; Haurwitz clear-sky model) at the site's
+  coordinates, mid-interval, times a clear-sky index from a cloud process (Kasten-Czeplak:
+  k = 1 - 0.75 c^3.4), times capacity and a 0.85 performance ratio.
 - wind (MW): a seasonal, diurnal and gusty wind speed at hub height through a generic power
   curve (cut-in 3 m/s, rated 12 m/s, cut-out 25 m/s).
 - traffic (vehicles/h) and bike (bicycles/h): commuter peaks on working days, a leisure hump at
@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pvlib import clearsky, solarposition
 
 from ecodemo.errors import ConfigError
 from ecodemo.sensors.params import SimulatorParams
 from ecodemo.sensors.state import last_reading_ts
+from ecodemo.solar import analytic_zenith_deg, haurwitz_ghi, interval_middles
 from ecodemo.store.ingest import IngestCounts, ingest_table, load_sensors
 
 if TYPE_CHECKING:
@@ -173,17 +173,10 @@ def _cloud(cal: _Calendar, keys: np.ndarray) -> np.ndarray:
 
 
 def solar_mw(cal: _Calendar, sensors: Sequence[SimSensor], keys: np.ndarray) -> np.ndarray:
-    lat = np.radians([s.latitude for s in sensors])
+    lat = np.array([s.latitude for s in sensors])
     lon = np.array([s.longitude for s in sensors])
     cap = np.array([s.capacity or 5.0 for s in sensors])
-    decl = np.asarray(solarposition.declination_spencer71(cal.doy))
-    eot = np.asarray(solarposition.equation_of_time_spencer71(cal.doy))  # minutes
-    utc_h = (cal.t_hours % 24.0) + 0.5 * _step_hours(cal)  # mid-interval
-    # hour angle in radians, as pvlib.solarposition.hour_angle: 15 deg/h from solar noon
-    ha = np.radians(15.0 * (utc_h[:, None] - 12.0) + lon[None, :] + eot[:, None] / 4.0)
-    zen = solarposition.solar_zenith_analytical(lat[None, :], ha, decl[:, None])
-    ghi = clearsky.haurwitz(pd.Series(np.degrees(zen).ravel()))["ghi"].to_numpy()
-    ghi = ghi.reshape(zen.shape)
+    ghi = haurwitz_ghi(analytic_zenith_deg(interval_middles(cal.times), lat, lon))
     k = 1.0 - 0.75 * _cloud(cal, keys) ** 3.4
     power = cap[None, :] * (ghi / 1000.0) * k * 0.85
     return np.clip(power, 0.0, cap[None, :])
@@ -231,10 +224,6 @@ def counts(cal: _Calendar, sensors: Sequence[SimSensor], keys: np.ndarray,
         lam = lam * (1.0 - 0.55 * rain) * summer[:, None]
     noisy = lam + np.sqrt(lam) * _normal(keys, cal.t_index, 31)
     return np.maximum(np.rint(noisy), 0.0)
-
-
-def _step_hours(cal: _Calendar) -> float:
-    return float(cal.t_hours[1] - cal.t_hours[0]) if len(cal.t_hours) > 1 else 1.0
 
 
 # --------------------------------------------------------------------------- public API
