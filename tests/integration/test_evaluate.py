@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecodemo.energy.benefit import load_benefit_model
 from ecodemo.energy.stages import evaluate
 from ecodemo.store.ingest import ingest_csv
 from tests.conftest import SNAPSHOT
@@ -255,3 +256,38 @@ def test_declared_series_counterfactual(settings, conn, snapshot_sites, tmp_path
     from ecodemo.units import factor
     assert cf["error_reduction"] == pytest.approx((2.0 - 1.5) * factor(unit, "MW"))
     assert solar["avoided_kwh"] == pytest.approx(cf["error_reduction"] * 24 * 1000 * 0.3)
+
+
+def test_balance_counts_the_evaluation_run_that_feeds_it(settings, conn, snapshot_sites) -> None:
+    """The accuracy step is recorded before the balance reads its period's evaluate runs, so
+    the balance's evaluation component holds it (it was 0 when the one run closed after)."""
+    model_id = "solar-lgbm_small-v3"
+    _model(conn, model_id, "solar")
+    sensor = conn.execute("SELECT sensor_id FROM sensors WHERE kind = 'solar'").fetchone()[0]
+    p0, p1 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 12, 1, tzinfo=UTC)
+    for name, mid, mae in (("lgbm_small", model_id, 2.0), ("seasonal_naive", None, 4.0)):
+        conn.execute(
+            """INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id,
+                   horizon_h, period_start, period_end, n, mae)
+               VALUES ('backtest', 'solar', %s, %s, %s, 1, %s, %s, 100, %s)""",
+            (name, mid, sensor, p0, p1, mae))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    end = start + timedelta(hours=24)
+    _run(conn, "train", start - timedelta(hours=1), 0.02, 0.0006, model_id, "solar")
+    _run(conn, "predict", start + timedelta(hours=1), 0.001, 0.00003, model_id, "solar")
+
+    out = evaluate(settings, start, end)
+    runs = dict(conn.execute(
+        "SELECT run_id::text, energy_kwh FROM compute_runs WHERE stage = 'evaluate'").fetchall())
+    assert set(runs) == {out["evaluate_run_id"], out["balance_run_id"]}
+    accuracy_kwh = runs[out["evaluate_run_id"]]
+    assert accuracy_kwh is not None and accuracy_kwh > 0   # CodeCarbon measured it
+    acc = conn.execute("SELECT assumptions->'components'->'accounting' FROM balances "
+                       "WHERE kind = 'solar'").fetchone()[0]
+    # the accuracy run, not the balance run still open when the balance was computed
+    assert acc["n_runs"] == 1 and acc["n_unmeasured"] == 0
+    # split evenly between the kinds the benefit model covers
+    model = load_benefit_model(settings.benefit_model_path)
+    n_kinds = len([k for (k,) in conn.execute("SELECT DISTINCT kind FROM sensors")
+                   if k in model.kinds])
+    assert acc["kwh"] == pytest.approx(accuracy_kwh / n_kinds)

@@ -2,7 +2,8 @@
 
 ``evaluate``: grid-intensity recomputation of compute runs, live accuracy of past forecasts
 (``evaluations``, source 'live'), then the benefit-versus-cost balance per kind and model
-(``balances``). It is itself a measured run (stage 'evaluate').
+(``balances``). It measures itself as two 'evaluate' runs, accuracy then balance, so the
+balance counts the accuracy run it reads (the balance run is counted by the next balance).
 """
 
 from __future__ import annotations
@@ -44,32 +45,38 @@ def evaluate(settings: Settings, period_start: datetime | None = None,
     if period_start and period_end and period_end <= period_start:
         raise InputError("period_end must be after period_start", field="period_end")
     model = benefit.load_benefit_model(benefit_model_path or settings.benefit_model_path)
-    with track_run(settings, "evaluate") as run:
-        db = open_database(settings)
-        migrate.upgrade(db.url)
-        with db.connect(autocommit=True) as conn:
-            n_grid = recompute_grid_emissions(conn, zone=settings.grid_zone)
-            frame = accuracy.forecasts_with_actuals(conn, period_start, period_end)
-            live_rows: list[dict[str, Any]] = []
-            if not frame.empty:
-                # Without a given period, each kind's own forecast span (kinds' data can be
-                # years apart, as in the bundled snapshot).
-                for _kind, kf in frame.groupby("kind", sort=True):
-                    e_start = period_start or kf["ts"].min().to_pydatetime()
-                    e_end = period_end or kf["ts"].max().to_pydatetime()
-                    live_rows += accuracy.live_evaluation_rows(kf, e_start, e_end)
-                accuracy.write_evaluations(conn, live_rows)
+    db = open_database(settings)
+    migrate.upgrade(db.url)
+    # Two measured runs, recorded in this order: the balance's accounting component reads the
+    # evaluate runs already recorded in its period, so the accuracy run (the bulk of the work)
+    # is counted by the balance it feeds; the balance run itself is counted by the next one.
+    with track_run(settings, "evaluate", details={"step": "accuracy"}) as run, \
+            db.connect(autocommit=True) as conn:
+        n_grid = recompute_grid_emissions(conn, zone=settings.grid_zone)
+        frame = accuracy.forecasts_with_actuals(conn, period_start, period_end)
+        live_rows: list[dict[str, Any]] = []
+        if not frame.empty:
+            # Without a given period, each kind's own forecast span (kinds' data can be
+            # years apart, as in the bundled snapshot).
+            for _kind, kf in frame.groupby("kind", sort=True):
+                e_start = period_start or kf["ts"].min().to_pydatetime()
+                e_end = period_end or kf["ts"].max().to_pydatetime()
+                live_rows += accuracy.live_evaluation_rows(kf, e_start, e_end)
+            accuracy.write_evaluations(conn, live_rows)
+        run.details.update(live_rows=len(live_rows))
 
-            if period_start is None or period_end is None:
-                d_start, d_end = default_period(model.accounting.default_period_days)
-                b_start = period_start or (
-                    period_end - timedelta(days=model.accounting.default_period_days)
-                    if period_end else d_start)
-                b_end = period_end or d_end
-            else:
-                b_start, b_end = period_start, period_end
-            balances, skipped = _balances(conn, model, frame, b_start, b_end)
-        run.details.update(live_rows=len(live_rows), balances=len(balances))
+    if period_start is None or period_end is None:
+        d_start, d_end = default_period(model.accounting.default_period_days)
+        b_start = period_start or (
+            period_end - timedelta(days=model.accounting.default_period_days)
+            if period_end else d_start)
+        b_end = period_end or d_end
+    else:
+        b_start, b_end = period_start, period_end
+    with track_run(settings, "evaluate", details={"step": "balance"}) as brun, \
+            db.connect(autocommit=True) as conn:
+        balances, skipped = _balances(conn, model, frame, b_start, b_end)
+        brun.details.update(balances=len(balances))
     return {
         "grid_intensity_runs_updated": n_grid,
         "live_evaluation_rows": len(live_rows),
@@ -78,6 +85,7 @@ def evaluate(settings: Settings, period_start: datetime | None = None,
         "balances": balances,
         "skipped": skipped,
         "evaluate_run_id": run.run_id,
+        "balance_run_id": brun.run_id,
     }
 
 
