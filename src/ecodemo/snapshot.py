@@ -26,7 +26,13 @@ from ecodemo.config import Settings
 from ecodemo.errors import ConfigError
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
-from ecodemo.store.ingest import IngestCounts, ingest_csv
+from ecodemo.store.ingest import (
+    IngestCounts,
+    delete_listed_readings,
+    delete_quarantined,
+    ingest_csv,
+    refresh_hourly,
+)
 from ecodemo.store.sites import read_sites_csv, register_sites_csv
 from ecodemo.store.weather import ingest_weather_csv
 
@@ -205,8 +211,7 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
         snap_sensors = [r[0] for r in conn.execute(
             "SELECT sensor_id FROM sensors WHERE site_id = ANY(%s) "
             "UNION SELECT sensor_id FROM _snap_span ORDER BY 1", (site_ids,))]
-        delete("readings", """DELETE FROM readings r USING _snap_rows s
-                              WHERE r.sensor_id = s.sensor_id AND r.ts = s.ts""", {})
+        out["readings"] = delete_listed_readings(conn, "_snap_rows")
         gone = [r[0] for r in conn.execute(
             """SELECT s FROM unnest(%s::text[]) AS s WHERE s <> ALL(%s::text[])
                AND NOT EXISTS (SELECT 1 FROM readings r WHERE r.sensor_id = s)""",
@@ -238,7 +243,7 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
                                                    ingest_files=p["files"])
         delete("models", "DELETE FROM models WHERE model_id = ANY(%(models)s)", p)
         delete("sensor_quality", "DELETE FROM sensor_quality WHERE sensor_id = ANY(%(snap)s)", p)
-        delete("quarantine", "DELETE FROM quarantine WHERE source LIKE ANY(%(paths)s)", p)
+        out["quarantine"] = delete_quarantined(conn, p["paths"])
         delete("weather", """DELETE FROM weather w USING _snap_weather s WHERE w.source =
                'observed' AND w.station_id = s.station_id AND w.ts = s.ts""", {})
         delete("sensors", "DELETE FROM sensors WHERE sensor_id = ANY(%(gone)s)", p)
@@ -248,18 +253,5 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
                {"sites": site_ids, "keep": sorted(set(keep_site_ids))})
         delete("ingested_files", "DELETE FROM ingested_files WHERE path LIKE %(prefix)s",
                {"prefix": f"{FINGERPRINT_PREFIX} %"})
-    _refresh_hourly(conn)
+    refresh_hourly(conn)
     return {t: out.get(t, 0) for t in PURGED_TABLES}
-
-
-def _refresh_hourly(conn: psycopg.Connection) -> None:
-    """On TimescaleDB, recompute the hourly continuous aggregate everywhere: its policy only
-    refreshes the last days, and the purged readings are years old."""
-    has_cagg = conn.execute(
-        "SELECT to_regclass('timescaledb_information.continuous_aggregates') IS NOT NULL"
-    ).fetchone()
-    if not (has_cagg and has_cagg[0]):
-        return
-    if conn.execute("SELECT 1 FROM timescaledb_information.continuous_aggregates "
-                    "WHERE view_name = 'readings_hourly'").fetchone():
-        conn.execute("CALL refresh_continuous_aggregate('readings_hourly', NULL, NULL)")

@@ -22,7 +22,8 @@ import psycopg
 import pytest
 
 from ecodemo.errors import DatabaseError
-from ecodemo.store import migrate, timescale
+from ecodemo.store import timescale
+from ecodemo.store.ingest import set_retention
 from tests.conftest import _with_dbname
 from tests.integration.cli_helpers import cli_env, run_cli
 
@@ -92,7 +93,7 @@ def test_preloaded_server_gets_hypertables_compression_and_continuous_aggregate(
                   "(VALUES (interval '0 min', 1.0), (interval '30 min', 3.0)) AS x (m, v)")
         c.execute("CALL refresh_continuous_aggregate('readings_hourly', NULL, NULL)")
         assert c.execute("SELECT value_avg, n FROM readings_hourly").fetchall() == [(2.0, 2)]
-        assert "retention policy" in migrate.set_retention(c, 30)
+        assert "retention policy" in set_retention(c, 30)
         jobs = {r[0] for r in c.execute("SELECT proc_name FROM timescaledb_information.jobs")}
         assert "policy_retention" in jobs
     code, out, err = _cli(["db", "status"], fresh_db, tmp_path)
@@ -120,7 +121,7 @@ def test_apache_licence_gets_hypertables_without_compression_or_policies(
         c.execute("INSERT INTO readings (sensor_id, ts, value) VALUES ('s1', now(), 5)")
         assert c.execute("SELECT value_avg, n FROM readings_hourly WHERE bucket < '2021-01-01'"
                          ).fetchall() == [(2.0, 2)]
-        message = migrate.set_retention(c, 30)
+        message = set_retention(c, 30)
         assert message.startswith("dropped 1 chunk(s)"), message
         assert c.execute("SELECT value FROM readings").fetchall() == [(5.0,)]
     code, out, err = _cli(["db", "status"], fresh_db, tmp_path)
@@ -161,6 +162,12 @@ def test_plain_postgresql_gets_plain_schema(
     code, out, err = _cli(["db", "status"], fresh_db, tmp_path)
     assert code == 0, err
     assert "TimescaleDB: not on this server" in out
+    # Retention on plain PostgreSQL: a DELETE now, recent readings kept.
+    with psycopg.connect(fresh_db, autocommit=True) as c:
+        _insert(c, [("s1", "2020-01-01T00:00Z", 1.0), ("s1", "2020-01-01T00:30Z", 3.0)])
+        c.execute("INSERT INTO readings (sensor_id, ts, value) VALUES ('s1', now(), 5)")
+        assert set_retention(c, 30) == "deleted 2 readings older than 30 days"
+        assert c.execute("SELECT value FROM readings").fetchall() == [(5.0,)]
 
 
 @pytest.mark.parametrize(("state", "creating", "refused"), [

@@ -60,10 +60,12 @@ def retention(
     days: int = typer.Option(..., help="Keep raw readings this many days (> 7)."),
 ) -> None:
     """Limit how long raw readings are kept (TimescaleDB policy, or a DELETE on PostgreSQL)."""
+    from ecodemo.store.ingest import set_retention
+
     cfg = settings()
     with database(cfg) as (_db, conn):
         try:
-            console.print(migrate.set_retention(conn, days))
+            console.print(set_retention(conn, days))
         except ValueError as exc:
             from ecodemo.errors import ConfigError
 

@@ -26,7 +26,7 @@ import psycopg
 
 from ecodemo.cadence import infer_step
 from ecodemo.solar import analytic_elevation_deg
-from ecodemo.store.ingest import CHECK_FLAGS_MASK
+from ecodemo.store.ingest import CHECK_FLAGS_MASK, set_check_flags
 
 FLAG_SPIKE = 8
 FLAG_FLAT_LINE = 16
@@ -214,21 +214,9 @@ def check_sensor_in_store(conn: psycopg.Connection, sensor_id: str, *, window_da
                                 for g in sorted(rep.gaps, key=lambda g: -g[1])[:5]]}
     flagged = np.flatnonzero(rep.flags)
     with conn.transaction():
-        if len(s):
-            # recompute the check bits over the window: clear, then set where found
-            conn.execute(
-                "UPDATE readings SET quality_flags = quality_flags & ~(%s::int) "
-                "WHERE sensor_id = %s AND ts >= %s AND quality_flags & %s::int <> 0",
-                (CHECK_FLAGS_MASK, sensor_id, s.index.min().to_pydatetime(), CHECK_FLAGS_MASK))
-        if len(flagged):
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _ecodemo_flags (ts timestamptz, "
-                         "bits int2) ON COMMIT DELETE ROWS")
-            with conn.cursor().copy("COPY _ecodemo_flags (ts, bits) FROM STDIN") as cp:
-                for i in flagged:
-                    cp.write_row((s.index[i].to_pydatetime(), int(rep.flags[i])))
-            conn.execute("UPDATE readings r SET quality_flags = r.quality_flags | f.bits "
-                         "FROM _ecodemo_flags f WHERE r.sensor_id = %s AND r.ts = f.ts",
-                         (sensor_id,))
+        # recompute the check bits over the window: clear, then set where found
+        set_check_flags(conn, sensor_id, s.index.min().to_pydatetime() if len(s) else None,
+                        [(s.index[i].to_pydatetime(), int(rep.flags[i])) for i in flagged])
         conn.execute(
             """INSERT INTO sensor_quality (sensor_id, checked_at, first_ts, last_ts, n_readings,
                    n_gaps, longest_gap, n_flagged, n_quarantined, flags)

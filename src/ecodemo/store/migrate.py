@@ -169,31 +169,3 @@ def upgrade(url: str, *, use_timescaledb: bool = True) -> list[MigrationStatus]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return done
-
-
-def set_retention(conn: psycopg.Connection, days: int) -> str:
-    """Drop raw readings older than ``days``. TimescaleDB: a retention policy; Apache-only
-    licence (no policies): ``drop_chunks`` now; plain: a DELETE now.
-
-    The continuous aggregate refreshes only the last 7 days, so retention must be longer.
-    """
-    if days <= 7:
-        raise ValueError("retention must exceed the 7-day aggregate refresh window")
-    state = timescale.detect(conn)
-    if state.installed_version and state.apache_only:
-        cur = conn.execute(
-            "SELECT drop_chunks('readings', older_than => make_interval(days => %s))", (days,))
-        n = len(cur.fetchall())
-        return (f"dropped {n} chunk(s) of readings older than {days} days (TimescaleDB Apache "
-                "licence has no retention policy: run this command on a schedule)")
-    if state.installed_version:
-        conn.execute(
-            "SELECT add_retention_policy('readings', make_interval(days => %s), "
-            "if_not_exists => true)",
-            (days,),
-        )
-        return f"retention policy: readings older than {days} days are dropped by TimescaleDB"
-    cur = conn.execute(
-        "DELETE FROM readings WHERE ts < now() - make_interval(days => %s)", (days,)
-    )
-    return f"deleted {cur.rowcount} readings older than {days} days"

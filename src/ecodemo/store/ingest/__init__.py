@@ -11,7 +11,8 @@ in a thread while the server writes the current batch (see ``benchmarks/ingest.p
 
 Layout, imports pointing down: ``records`` (sensor info, counts, rejected rows, flag bits) <-
 ``timestamps`` (ISO 8601 parsing, DST) <- ``validation`` <- ``binary_copy`` <- ``write``
-(classify, COPY, upsert, quarantine) <- ``csv_source`` (streaming files; ``csv_rows``: rows
+(classify, COPY, upsert, quarantine; the one writer of ``readings`` and ``quarantine``) <-
+``csv_source`` (streaming files; ``csv_rows``: rows
 that are not rows, rejected with their line). Imports inside the
 package are relative, so ``benchmarks/ingest.py --compare-with`` can load a copy of it.
 """
@@ -32,13 +33,24 @@ from .records import (
 )
 from .timestamps import TS_MAX_US, TS_MIN_US
 from .validation import DEFAULT_NEGATIVE_POWER_W, ValidatedBatch, validate
-from .write import classify, ingest_table, quarantine_rows, write_batch
+from .write import (
+    classify,
+    delete_listed_readings,
+    delete_quarantined,
+    ingest_table,
+    quarantine_rows,
+    refresh_hourly,
+    set_check_flags,
+    set_retention,
+    write_batch,
+)
 
 __all__ = [
     "CHECK_FLAGS_MASK", "DEFAULT_NEGATIVE_POWER_W", "FLAG_ABOVE_CAPACITY",
     "FLAG_DST_REPEATED", "FLAG_NEGATIVE_NIGHT", "FLAG_UNIT_CONVERTED", "PIPELINE_ROWS",
     "REQUIRED_COLUMNS", "TS_MAX_US", "TS_MIN_US", "IngestCounts", "Rejected", "SensorInfo",
-    "ValidatedBatch", "classify", "copy_payload", "ingest_csv", "ingest_table",
-    "iter_csv_batches", "load_sensors", "quarantine_rows", "readings_payload",
-    "readings_payload_chunks", "validate", "write_batch",
+    "ValidatedBatch", "classify", "copy_payload", "delete_listed_readings",
+    "delete_quarantined", "ingest_csv", "ingest_table", "iter_csv_batches", "load_sensors",
+    "quarantine_rows", "readings_payload", "readings_payload_chunks", "refresh_hourly",
+    "set_check_flags", "set_retention", "validate", "write_batch",
 ]

@@ -1,16 +1,24 @@
 """Writing validated batches: classify against the stored rows, COPY the new ones, upsert the
-changed ones, quarantine the rejected ones; one transaction per batch."""
+changed ones, quarantine the rejected ones; one transaction per batch.
+
+The one writer of ``readings`` and ``quarantine`` (and of the refresh of ``readings_hourly``):
+the quality checks' flag bits (:func:`set_check_flags`), retention (:func:`set_retention`) and
+the demo purge's deletions go through here too.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 import pyarrow as pa
+from psycopg import sql
 
 from ecodemo.errors import DatabaseError
+from ecodemo.store import timescale
 
 from .binary_copy import PG_EPOCH_US, copy_payload, readings_payload_chunks, sensor_runs
 from .records import CHECK_FLAGS_MASK, IngestCounts, Rejected, SensorInfo, load_sensors, one_line
@@ -198,3 +206,81 @@ def ingest_table(conn: psycopg.Connection, table: pa.Table, source: str,
                                         id_column=id_column), source)
     counts.seconds = time.perf_counter() - t0
     return counts
+
+
+# ---------------------------------------------------------------- quality flags, retention, purge
+
+def set_check_flags(conn: psycopg.Connection, sensor_id: str, since: datetime | None,
+                    flagged: Sequence[tuple[datetime, int]]) -> None:
+    """Recompute the quality checks' bits of one sensor's readings: clear them from ``since``
+    on (when given), then OR in ``flagged`` (timestamp, bits). In the caller's transaction."""
+    if since is not None:
+        conn.execute(
+            "UPDATE readings SET quality_flags = quality_flags & ~(%s::int) "
+            "WHERE sensor_id = %s AND ts >= %s AND quality_flags & %s::int <> 0",
+            (CHECK_FLAGS_MASK, sensor_id, since, CHECK_FLAGS_MASK))
+    if flagged:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _ecodemo_flags (ts timestamptz, "
+                     "bits int2) ON COMMIT DELETE ROWS")
+        with conn.cursor().copy("COPY _ecodemo_flags (ts, bits) FROM STDIN") as cp:
+            for row in flagged:
+                cp.write_row(row)
+        conn.execute("UPDATE readings r SET quality_flags = r.quality_flags | f.bits "
+                     "FROM _ecodemo_flags f WHERE r.sensor_id = %s AND r.ts = f.ts",
+                     (sensor_id,))
+
+
+def set_retention(conn: psycopg.Connection, days: int) -> str:
+    """Drop raw readings older than ``days``. TimescaleDB: a retention policy; Apache-only
+    licence (no policies): ``drop_chunks`` now; plain: a DELETE now.
+
+    The continuous aggregate refreshes only the last 7 days, so retention must be longer.
+    """
+    if days <= 7:
+        raise ValueError("retention must exceed the 7-day aggregate refresh window")
+    state = timescale.detect(conn)
+    if state.installed_version and state.apache_only:
+        cur = conn.execute(
+            "SELECT drop_chunks('readings', older_than => make_interval(days => %s))", (days,))
+        n = len(cur.fetchall())
+        return (f"dropped {n} chunk(s) of readings older than {days} days (TimescaleDB Apache "
+                "licence has no retention policy: run this command on a schedule)")
+    if state.installed_version:
+        conn.execute(
+            "SELECT add_retention_policy('readings', make_interval(days => %s), "
+            "if_not_exists => true)",
+            (days,),
+        )
+        return f"retention policy: readings older than {days} days are dropped by TimescaleDB"
+    cur = conn.execute(
+        "DELETE FROM readings WHERE ts < now() - make_interval(days => %s)", (days,)
+    )
+    return f"deleted {cur.rowcount} readings older than {days} days"
+
+
+def delete_listed_readings(conn: psycopg.Connection, keys_table: str) -> int:
+    """Delete the readings whose (sensor_id, ts) is a row of the table ``keys_table`` (a
+    temporary table of keys, e.g. a file's). In the caller's transaction; rows deleted."""
+    return int(conn.execute(sql.SQL(
+        "DELETE FROM readings r USING {} s WHERE r.sensor_id = s.sensor_id AND r.ts = s.ts"
+    ).format(sql.Identifier(keys_table))).rowcount)
+
+
+def delete_quarantined(conn: psycopg.Connection, source_patterns: Sequence[str]) -> int:
+    """Delete the quarantined rows whose source matches one of the ``LIKE`` patterns. In the
+    caller's transaction; rows deleted."""
+    return int(conn.execute("DELETE FROM quarantine WHERE source LIKE ANY(%s)",
+                            (list(source_patterns),)).rowcount)
+
+
+def refresh_hourly(conn: psycopg.Connection) -> None:
+    """On TimescaleDB, recompute the hourly continuous aggregate over all time (its policy only
+    refreshes the last days; call after deleting old readings). A view elsewhere: nothing."""
+    has_cagg = conn.execute(
+        "SELECT to_regclass('timescaledb_information.continuous_aggregates') IS NOT NULL"
+    ).fetchone()
+    if not (has_cagg and has_cagg[0]):
+        return
+    if conn.execute("SELECT 1 FROM timescaledb_information.continuous_aggregates "
+                    "WHERE view_name = 'readings_hourly'").fetchone():
+        conn.execute("CALL refresh_continuous_aggregate('readings_hourly', NULL, NULL)")
