@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 from ecodemo import metering
 from ecodemo.config import Settings
 from ecodemo.errors import ConfigError
-from ecodemo.store import migrate
+from ecodemo.store import migrate, sites
 from ecodemo.store.connection import open_database
 from ecodemo.store.ingest import (
     IngestCounts,
@@ -246,11 +246,8 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
         out["quarantine"] = delete_quarantined(conn, p["paths"])
         delete("weather", """DELETE FROM weather w USING _snap_weather s WHERE w.source =
                'observed' AND w.station_id = s.station_id AND w.ts = s.ts""", {})
-        delete("sensors", "DELETE FROM sensors WHERE sensor_id = ANY(%(gone)s)", p)
-        delete("sites", """DELETE FROM sites t WHERE t.site_id = ANY(%(sites)s)
-               AND t.site_id <> ALL(%(keep)s)
-               AND NOT EXISTS (SELECT 1 FROM sensors s WHERE s.site_id = t.site_id)""",
-               {"sites": site_ids, "keep": sorted(set(keep_site_ids))})
+        out["sensors"] = sites.delete_sensors(conn, gone)
+        out["sites"] = sites.delete_empty_sites(conn, site_ids, sorted(set(keep_site_ids)))
         delete("ingested_files", "DELETE FROM ingested_files WHERE path LIKE %(prefix)s",
                {"prefix": f"{FINGERPRINT_PREFIX} %"})
     refresh_hourly(conn)

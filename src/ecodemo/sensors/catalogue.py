@@ -2,13 +2,12 @@
 
 Loaded with pydantic; any error becomes one :class:`ConfigError` line naming the file, the entry
 (``sites[2] 'paris-bike-x' sensors[0]``) and the field. Registering writes ``sites`` and
-``sensors`` through :func:`ecodemo.store.sites.register_sites`, then the sensor details that
-file registration does not know (source, its parameters, enabled).
+``sensors`` through their one writer, :mod:`ecodemo.store.sites`: the sites, then the sensor
+details that file registration does not know (source, its parameters, enabled).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ecodemo.errors import ConfigError
 from ecodemo.sensors.params import CONNECTORS, PARAM_MODELS
 from ecodemo.snapshot import sensors_dir
-from ecodemo.store.sites import Site, register_sites
+from ecodemo.store.sites import (
+    Site,
+    drop_unread_sensor,
+    register_sites,
+    set_weather_station,
+    upsert_sensor,
+)
 from ecodemo.units import KINDS, canonical, problem, quantity_for
 
 CATALOGUE_FILE = "catalogue.yaml"
@@ -355,29 +360,17 @@ def register_catalogue(conn: psycopg.Connection, cat: Catalogue) -> dict[str, in
     declared = {e.sensor_id for e in cat.sensors}
     with conn.transaction():
         for e in cat.sensors:
-            conn.execute(
-                """INSERT INTO sensors (sensor_id, site_id, kind, quantity, unit, resolution,
-                                        timezone, source, source_params, enabled, updated_at)
-                   VALUES (%s,%s,%s,%s,%s,%s::interval,%s,%s,%s::jsonb,%s, now())
-                   ON CONFLICT (sensor_id) DO UPDATE SET site_id=EXCLUDED.site_id,
-                     kind=EXCLUDED.kind, quantity=EXCLUDED.quantity, unit=EXCLUDED.unit,
-                     resolution=EXCLUDED.resolution, timezone=EXCLUDED.timezone,
-                     source=EXCLUDED.source, source_params=EXCLUDED.source_params,
-                     enabled=EXCLUDED.enabled, updated_at=now()""",
-                (e.sensor_id, e.site.site_id, e.site.kind,
-                 e.spec.quantity or quantity_for(e.spec.unit), e.spec.unit, e.spec.resolution,
-                 e.site.timezone, e.source_name,
-                 json.dumps(e.params.model_dump(mode="json") if e.params is not None else {}),
-                 e.spec.enabled),
-            )
+            upsert_sensor(
+                conn, sensor_id=e.sensor_id, site_id=e.site.site_id, kind=e.site.kind,
+                quantity=e.spec.quantity or quantity_for(e.spec.unit), unit=e.spec.unit,
+                resolution=e.spec.resolution, timezone=e.site.timezone, source=e.source_name,
+                source_params=e.params.model_dump(mode="json") if e.params is not None else {},
+                enabled=e.spec.enabled)
         # register_sites creates a sensor named after each site; drop it when the catalogue
         # declares differently named sensors for that site and it holds no readings.
         for s in cat.sites:
             if s.site_id not in declared:
-                conn.execute(
-                    "DELETE FROM sensors WHERE sensor_id = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM readings WHERE sensor_id = %s)", (s.site_id, s.site_id))
+                drop_unread_sensor(conn, s.site_id)
             if s.weather_station:
-                conn.execute("UPDATE sites SET weather_station_id = %s WHERE site_id = %s",
-                             (s.weather_station, s.site_id))
+                set_weather_station(conn, s.site_id, s.weather_station)
     return {"sites": n_sites, "sensors": len(cat.sensors)}

@@ -3,6 +3,10 @@
 Reads a file with the columns of the shared ``sites.csv``: at least
 ``site_id,name,kind,latitude,longitude,unit``; optional ``timezone``, ``capacity``,
 ``resolution`` (ISO 8601 duration), ``area``, ``source``, ``licence``. Re-registering updates.
+
+The one writer of ``sites`` and ``sensors``: the catalogue's sensor details
+(:func:`upsert_sensor`, :func:`drop_unread_sensor`, :func:`set_weather_station`) and the demo
+purge's deletions go through here too.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,3 +211,51 @@ def register_sites(conn: psycopg.Connection, sites: Iterable[Site]) -> int:
 
 def register_sites_csv(conn: psycopg.Connection, path: Path) -> int:
     return register_sites(conn, read_sites_csv(path))
+
+
+def upsert_sensor(conn: psycopg.Connection, *, sensor_id: str, site_id: str, kind: str,
+                  quantity: str, unit: str, resolution: str | None, timezone: str,
+                  source: str | None, source_params: dict[str, Any], enabled: bool) -> None:
+    """Insert or update one sensor with every detail a catalogue gives (``resolution``: an ISO
+    8601 duration). In the caller's transaction."""
+    conn.execute(
+        """INSERT INTO sensors (sensor_id, site_id, kind, quantity, unit, resolution,
+                                timezone, source, source_params, enabled, updated_at)
+           VALUES (%s,%s,%s,%s,%s,%s::interval,%s,%s,%s::jsonb,%s, now())
+           ON CONFLICT (sensor_id) DO UPDATE SET site_id=EXCLUDED.site_id,
+             kind=EXCLUDED.kind, quantity=EXCLUDED.quantity, unit=EXCLUDED.unit,
+             resolution=EXCLUDED.resolution, timezone=EXCLUDED.timezone,
+             source=EXCLUDED.source, source_params=EXCLUDED.source_params,
+             enabled=EXCLUDED.enabled, updated_at=now()""",
+        (sensor_id, site_id, kind, quantity, unit, resolution, timezone, source,
+         json.dumps(source_params), enabled),
+    )
+
+
+def drop_unread_sensor(conn: psycopg.Connection, sensor_id: str) -> None:
+    """Delete a sensor that holds no readings (one that does stays). In the caller's txn."""
+    conn.execute("DELETE FROM sensors WHERE sensor_id = %s AND NOT EXISTS "
+                 "(SELECT 1 FROM readings WHERE sensor_id = %s)", (sensor_id, sensor_id))
+
+
+def set_weather_station(conn: psycopg.Connection, site_id: str, station_id: str) -> None:
+    """Pair a site with the weather station its forecasts use. In the caller's transaction."""
+    conn.execute("UPDATE sites SET weather_station_id = %s WHERE site_id = %s",
+                 (station_id, site_id))
+
+
+def delete_sensors(conn: psycopg.Connection, sensor_ids: Sequence[str]) -> int:
+    """Delete these sensors. In the caller's transaction; returns rows deleted."""
+    return int(conn.execute("DELETE FROM sensors WHERE sensor_id = ANY(%s)",
+                            (list(sensor_ids),)).rowcount)
+
+
+def delete_empty_sites(conn: psycopg.Connection, site_ids: Sequence[str],
+                       keep: Sequence[str] = ()) -> int:
+    """Delete those of ``site_ids`` that have no sensor left and are not in ``keep``. In the
+    caller's transaction; returns rows deleted."""
+    return int(conn.execute(
+        """DELETE FROM sites t WHERE t.site_id = ANY(%(sites)s)
+           AND t.site_id <> ALL(%(keep)s)
+           AND NOT EXISTS (SELECT 1 FROM sensors s WHERE s.site_id = t.site_id)""",
+        {"sites": list(site_ids), "keep": list(keep)}).rowcount)
