@@ -291,3 +291,53 @@ def test_balance_counts_the_evaluation_run_that_feeds_it(settings, conn, snapsho
     n_kinds = len([k for (k,) in conn.execute("SELECT DISTINCT kind FROM sensors")
                    if k in model.kinds])
     assert acc["kwh"] == pytest.approx(accuracy_kwh / n_kinds)
+
+
+def test_error_reduction_interval_from_the_test_origins(settings, conn, snapshot_sites) -> None:
+    """The ladder's errors per test origin give the error reduction a bootstrap interval, and
+    the avoided CO2 and net ranges widen with it. Two days: the model beats persistence by
+    1 unit on the first and loses by 1 on the second, so resamples give 1, 0 or -1 (x the unit
+    factor) with probabilities 1/4, 1/2, 1/4: the 95 % interval is [-1, 1], the point 0."""
+    import json
+
+    from ecodemo.units import factor
+
+    model_id = "solar-lgbm_small-v3"
+    _model(conn, model_id, "solar")
+    sensor, unit = conn.execute("SELECT sensor_id, unit FROM sensors WHERE kind = 'solar' "
+                                "ORDER BY 1").fetchone()
+    to_mw = factor(unit, "MW")
+    p0, p1 = datetime(2013, 6, 1, tzinfo=UTC), datetime(2013, 6, 3, tzinfo=UTC)
+    origins = [p0.isoformat(), (p0 + timedelta(days=1)).isoformat()]
+    # (name, model id, |error| sums per origin over 10 points each, nMAE)
+    rungs = [("lgbm_small", model_id, [10.0, 30.0], 0.2),
+             ("persistence", None, [20.0, 20.0], 0.3),
+             ("seasonal_naive", None, [40.0, 40.0], 0.4)]
+    for name, mid, sums, nmae in rungs:
+        per_origin = {"per_origin": {"origins": origins, "abs_error_sum": sums, "n": [10, 10]}}
+        for sid, det in ((sensor, per_origin), ("__all__", {})):
+            conn.execute(
+                """INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id,
+                       horizon_h, period_start, period_end, n, mae, nmae, details)
+                   VALUES ('backtest', 'solar', %s, %s, %s, 24, %s, %s, 20, %s, %s, %s)""",
+                (name, mid, sid, p0, p1, sum(sums) / 20, nmae, json.dumps(det)))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    end = start + timedelta(hours=24)
+    _run(conn, "train", start - timedelta(hours=1), 0.02, 0.0006, model_id, "solar")
+    solar = next(b for b in evaluate(settings, start, end)["balances"] if b["kind"] == "solar")
+    cf = solar["counterfactual"]
+    assert cf["name"] == "persistence" and cf["error_reduction"] == pytest.approx(0.0)
+    assert cf["error_reduction_range"] == pytest.approx([-1.0 * to_mw, 1.0 * to_mw])
+    # a point reduction of 0 avoids nothing; its interval spans both signs
+    assert solar["avoided_kgco2e"] == pytest.approx(0.0)
+    lo, hi = solar["avoided_kgco2e_range"]
+    assert lo < 0 < hi and lo == pytest.approx(-hi, rel=0.5)
+    assert solar["net_kgco2e_range"][1] > 0 > solar["net_kgco2e_range"][0]
+    stored = conn.execute("SELECT assumptions->'error_reduction_interval' FROM balances "
+                          "WHERE kind = 'solar'").fetchone()[0]
+    assert (stored["origins"], stored["block_days"], stored["resamples"]) == (2, 1, 2000)
+    # secondary line against seasonal naive: the model is better on both days (3 and 1):
+    # resamples give 3, 2 or 1 -> [1, 3], point 2
+    naive = next(x for x in solar["secondary_counterfactuals"]
+                 if x["counterfactual"] == "seasonal_naive")
+    assert naive["error_reduction_range"] == pytest.approx([1.0 * to_mw, 3.0 * to_mw])

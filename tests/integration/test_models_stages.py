@@ -64,6 +64,14 @@ def test_ladder_on_a_single_sensor_kind_writes_json_evaluations_choice(store, co
                            "'__all__' AND model_name = 'seasonal_naive'").fetchone()[0]
     assert details["protocol"] == out["protocol"] and details["weather"] == out["weather"]
     assert details["day_ahead"] == naive["day_ahead"]
+    assert "per_origin" not in details          # only a sensor's own row has its errors
+    # each sensor's row keeps its errors per test origin: they add up to its pooled MAE
+    for mae, n, po in conn.execute(
+            "SELECT mae, n, details->'per_origin' FROM evaluations WHERE kind = 'wind' AND "
+            "sensor_id <> '__all__'"):
+        assert len(po["origins"]) == 3 and po["origins"][0] == test["first_origin"]
+        assert sum(po["n"]) == n
+        assert sum(po["abs_error_sum"]) / sum(po["n"]) == pytest.approx(mae)
     choice = conn.execute("SELECT chosen_name, model_id, reason FROM model_choices").fetchone()
     assert choice[0] == out["chosen"] and choice[2] == out["reason"]
     status = conn.execute("SELECT status FROM models WHERE model_id = %s",

@@ -319,6 +319,7 @@ class Balance:
             **self.assumptions,
             "period_h": self.period_h,
             "error_reduction": self.avoided.error_reduction,
+            "error_reduction_range": pair(self.avoided.error_reduction_span),
             "energy_effect": self.avoided.energy_effect,
             "net_kwh": self.net_kwh,
             "ranges": self.ranges(),

@@ -250,7 +250,8 @@ def load_benefit_model(path: Path | None = None) -> BenefitModel:
 @dataclass(frozen=True)
 class Avoided:
     """Avoided energy (kWh) and CO2 (kgCO2e) over a period, and per unit of the key factor,
-    each with its range from the assumptions' ranges (the error reduction is a point)."""
+    each with its range from the assumptions' ranges and the error reduction's interval
+    (its sampling interval over the backtest's test origins, or a point when none)."""
 
     error_reduction: float          # in the kind's error_unit (sum over sensors)
     period_h: float
@@ -261,18 +262,23 @@ class Avoided:
     kgco2e_span: Span
     per_unit_key_span: Span
     energy_effect: str = "saved"
+    error_reduction_span: Span | None = None
 
 
-def avoided(model: KindModel, error_reduction: float, period_h: float) -> Avoided:
-    """Apply the kind's model to an error reduction held over ``period_h`` hours."""
-    held = Span.point(error_reduction * period_h)
+def avoided(model: KindModel, error_reduction: float | Span, period_h: float) -> Avoided:
+    """Apply the kind's model to an error reduction (with its interval, when a Span) held
+    over ``period_h`` hours."""
+    reduction = (error_reduction if isinstance(error_reduction, Span)
+                 else Span.point(float(error_reduction)))
+    held = reduction * period_h
     kwh = held * model.factors_span()
     kg = held * model.factors_span() * model.net_g_per_kwh_span() * 0.001
     per_key = held * model.factors_span(without=model.key) * model.net_g_per_kwh_span() * 0.001
-    return Avoided(error_reduction=error_reduction, period_h=period_h, avoided_kwh=kwh.central,
-                   avoided_kgco2e=kg.central, kgco2e_per_unit_key=per_key.central,
-                   kwh_span=kwh, kgco2e_span=kg, per_unit_key_span=per_key,
-                   energy_effect=model.energy_effect)
+    return Avoided(error_reduction=reduction.central, period_h=period_h,
+                   avoided_kwh=kwh.central, avoided_kgco2e=kg.central,
+                   kgco2e_per_unit_key=per_key.central, kwh_span=kwh, kgco2e_span=kg,
+                   per_unit_key_span=per_key, energy_effect=model.energy_effect,
+                   error_reduction_span=reduction)
 
 
 def assumptions_of(model: KindModel) -> dict[str, Any]:

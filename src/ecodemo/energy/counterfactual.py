@@ -40,6 +40,7 @@ class Resolved:
         return {"name": self.name, "declared": self.declared, "why": self.why,
                 "source": self.source, "protocol": self.protocol, "notes": self.notes,
                 "error_reduction": None if red is None else red.error_reduction,
+                "error_reduction_range": None if red is None else red.span().pair(),
                 "error_unit": None if red is None else red.error_unit,
                 "evaluation_period": None if red is None else red.evaluation_period}
 
@@ -163,9 +164,10 @@ def secondary(conn: psycopg.Connection, model: benefit.BenefitModel, kind: str, 
             out.append({"counterfactual": name, "source": None, "avoided_kwh": None,
                         "avoided_kgco2e": None, "note": "no accuracy against it"})
             continue
-        av = benefit.avoided(km, red.error_reduction, period_h)
+        av = benefit.avoided(km, red.span(), period_h)
         out.append({"counterfactual": name, "source": red.source,
-                    "error_reduction": red.error_reduction, "avoided_kwh": av.avoided_kwh,
+                    "error_reduction": red.error_reduction,
+                    "error_reduction_range": red.span().pair(), "avoided_kwh": av.avoided_kwh,
                     "avoided_kwh_range": pair(av.kwh_span),
                     "avoided_kgco2e": av.avoided_kgco2e,
                     "avoided_kgco2e_range": pair(av.kgco2e_span)})

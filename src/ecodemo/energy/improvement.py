@@ -16,14 +16,17 @@ dimension (road occupancy in %) cannot be converted and are left out, with a not
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg
 
-from ecodemo.energy import benefit
+from ecodemo.energy import benefit, sampling
 from ecodemo.energy.accuracy import ALL_SENSORS, pooled_live_errors
+from ecodemo.energy.ranges import Span
 from ecodemo.errors import InputError
 from ecodemo.models.baselines import BASELINES
 from ecodemo.units import factor
@@ -39,9 +42,58 @@ class Reduction:
     sensors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     evaluation_period: tuple[str, str] | None = None
+    # bootstrap over the test origins (ecodemo.energy.sampling); None: a point, said in notes
+    interval: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def span(self) -> Span:
+        """The error reduction with its sampling interval (a point when none could be made)."""
+        iv = self.interval
+        if iv is None or iv.get("low") is None or iv.get("high") is None:
+            return Span.point(self.error_reduction)
+        return Span(min(iv["low"], self.error_reduction), self.error_reduction,
+                    max(iv["high"], self.error_reduction))
+
+
+def _sampling_interval(red: Reduction,
+                       per_origin: dict[str, list[tuple[float, Any, Any]]]) -> None:
+    """Give ``red`` the bootstrap interval of its error reduction over the backtest's test
+    origins, from the errors per origin the ladder stores with each sensor's row; a note says
+    why not when a row has none (a backtest from before they were stored, a baseline taken
+    from the skill score)."""
+    pairs: list[sampling.PairedErrors] = []
+    horizons: list[float] = []
+    for s in red.sensors:
+        rows = per_origin.get(s["sensor_id"], [])
+        to_unit = convert(1.0, s["unit"], red.error_unit)
+        for horizon_h, po_m, po_b in rows:
+            if not po_m or not po_b or to_unit is None or po_m.get("origins") != po_b.get(
+                    "origins"):
+                red.notes.append(
+                    f"error reduction is a point: sensor {s['sensor_id']} has no errors per "
+                    f"test origin for both forecasts (backtest made before they were stored; "
+                    f"rerun the model ladder to get its interval)")
+                return
+            horizons.append(float(horizon_h))
+            pairs.append(sampling.PairedErrors(
+                s["sensor_id"], to_unit / len(rows),
+                np.asarray(po_m["abs_error_sum"], dtype=float), np.asarray(po_m["n"], float),
+                np.asarray(po_b["abs_error_sum"], dtype=float), np.asarray(po_b["n"], float)))
+    if not pairs:
+        return
+    iv = sampling.reduction_interval(pairs, sampling.block_days(max(horizons)))
+    if not math.isclose(iv["point"], red.error_reduction, rel_tol=1e-6, abs_tol=1e-12):
+        red.notes.append(f"error reduction is a point: the errors per origin give "
+                         f"{iv['point']:.6g}, not the stored {red.error_reduction:.6g}")
+        return
+    red.interval = iv
+    red.notes.append(
+        f"error reduction interval: {iv['level']:.0%} percentile interval of a moving-block "
+        f"bootstrap over the {iv['origins']} test origins (blocks of {iv['block_days']} "
+        f"day(s), {iv['resamples']} resamples, seed {iv['seed']}, model and counterfactual "
+        f"resampled on the same days)")
 
 
 def convert(value: float, unit: str, error_unit: str) -> float | None:
@@ -77,7 +129,8 @@ def live_reduction(frame: pd.DataFrame, kind: str, model_id: str,
 
 _BACKTEST = """
 SELECT m.sensor_id, m.horizon_h, m.mae, m.skill_vs_seasonal_naive, b.mae AS mae_base,
-       m.period_start, m.period_end, m.evaluated_at, s.unit
+       m.period_start, m.period_end, m.evaluated_at, s.unit,
+       m.details->'per_origin' AS po_model, b.details->'per_origin' AS po_base
 FROM evaluations m
 LEFT JOIN evaluations b ON b.source = 'backtest' AND b.kind = m.kind
      AND b.model_name = %(base)s AND b.sensor_id = m.sensor_id AND b.horizon_h = m.horizon_h
@@ -108,13 +161,15 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
         per_sensor = rows
     by_sensor: dict[str, list[float]] = {}
     units: dict[str, str | None] = {}
-    for sensor, _h, mae, skill, mae_base, *_rest, unit in per_sensor:
+    per_origin: dict[str, list[tuple[float, Any, Any]]] = {}
+    for sensor, horizon_h, mae, skill, mae_base, *_rest, unit, po_model, po_base in per_sensor:
         if mae_base is None:
             # skill is against seasonal naive: it stands in for that baseline only
             if baseline != "seasonal_naive" or skill is None or skill >= 1:
                 continue
             mae_base = mae / (1.0 - skill)  # skill = 1 - MAE/MAE_naive
         by_sensor.setdefault(sensor, []).append(mae_base - mae)
+        per_origin.setdefault(sensor, []).append((horizon_h, po_model, po_base))
         units[sensor] = unit
     if use_all and by_sensor:
         # Only the kind's aggregate is known: count it once per sensor in the error unit.
@@ -145,6 +200,7 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
             red.error_reduction += d
             red.sensors.append({"sensor_id": sensor, "unit": unit, "horizons": len(deltas),
                                 "reduction": d})
+        _sampling_interval(red, per_origin)
     red.notes.append(
         "backtest: the error reduction comes from the "
         f"latest rolling-origin backtest ({latest[0].date()} to {latest[1].date()}), MAE "

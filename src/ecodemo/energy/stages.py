@@ -124,7 +124,7 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                                              band=lambda m: model.accounting.band(m)[0],
                                              inference_cadence_h=(
                                                  model.accounting.inference_cadence_h))
-            av = benefit.avoided(km, red.error_reduction, period_h)
+            av = benefit.avoided(km, red.span(), period_h)
             b = balance.Balance(
                 kind=kind, model_id=model_id, period_start=start, period_end=end, **parts,
                 avoided=av, key_name=km.key, key_value=km.energy_factors[km.key].value,
@@ -149,9 +149,8 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                     "co2_of_compute": "per run: grid_emissions_kg (éCO2mix intensity at run "
                                       "time) where collected, else emissions_kg (CodeCarbon "
                                       "annual country average)",
-                    "not_propagated": "the error reduction is a point (measured on the "
-                                      "backtest or live forecasts; its sampling error is not "
-                                      "propagated), and so is the carbon intensity of compute",
+                    "error_reduction_interval": red.interval,
+                    "not_propagated": _not_propagated(red),
                 })
             b.assumptions["machine_learning_increment"] = improvement.machine_learning_increment(
                 conn, kind, model_id, km, benefit.avoided(km, _vs_baseline(
@@ -171,6 +170,14 @@ def _vs_baseline(conn: Any, kind: str, model_id: str, km: benefit.KindModel, fra
     if red is None and not frame.empty:
         red = improvement.live_reduction(frame, kind, model_id, km.error_unit)
     return red.error_reduction if red is not None else headline.error_reduction
+
+
+def _not_propagated(red: improvement.Reduction) -> str:
+    if red.interval is not None:
+        return ("the error reduction carries its bootstrap interval over the backtest's test "
+                "origins (error_reduction_interval); the carbon intensity of compute is a point")
+    return ("the error reduction is a point (no errors per test origin: its sampling error is "
+            "not propagated), and so is the carbon intensity of compute")
 
 
 def _period_statement(start: datetime, end: datetime,

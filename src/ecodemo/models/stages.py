@@ -24,7 +24,7 @@ from ecodemo.models import backtest, data, registry
 from ecodemo.models.forecaster import Forecaster, gather, gather_mask, make_point, night_matrix
 from ecodemo.models.ladder import choose
 from ecodemo.models.lgbm import LgbmForecaster
-from ecodemo.models.metrics import ALL
+from ecodemo.models.metrics import ALL, per_origin_errors
 from ecodemo.models.panel import Panel
 from ecodemo.models.specs import load_ladder_spec
 from ecodemo.store import evaluations
@@ -159,6 +159,8 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
         ahead = backtest.day_ahead_mask(panel, origins, n_fit)
         per_rung: dict[str, dict[str, dict[str, Any]]] = {}
         extras: dict[str, dict[str, Any]] = {}
+        per_origin: dict[str, dict[str, dict[str, Any]]] = {}
+        origin_times = [panel.times[int(o)].isoformat() for o in origins]
         for r in results:
             figures, extra = backtest.figures_on_test(panel, actual, preds[r["name"]],
                                                       reference, night, n_steps, ahead)
@@ -166,6 +168,11 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
             assert sel is not None
             chosen_on = backtest.selection_figures(sel, ref_sel, panel.sensor_ids, n_steps)
             per_rung[r["name"]], extras[r["name"]] = figures, {**extra, "selection": chosen_on}
+            # per test origin (day), what the balance resamples to bound its error reduction
+            errs = per_origin_errors(actual[:, :n_steps], preds[r["name"]][1][:, :n_steps],
+                                     reference[:, :n_steps], panel.sensor_ids)
+            per_origin[r["name"]] = {sid: {"per_origin": {"origins": origin_times, **e}}
+                                     for sid, e in errs.items()}
             r.update({k: figures[ALL][k] for k in ("mae", "rmse", "nmae",
                                                    "skill_vs_seasonal_naive",
                                                    "coverage_p10_p90", "coverage_night")})
@@ -189,7 +196,8 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
             evaluations.write_backtest(
                 conn, kind, horizon_h, start, end,
                 [(r["name"], row.model_id if r["name"] == chosen else None, per_rung[r["name"]],
-                  {**details, **extras[r["name"]]}) for r in results])
+                  {**details, **extras[r["name"]]}) for r in results],
+                sensor_details=per_origin)
             conn.execute(
                 """INSERT INTO model_choices (kind, chosen_name, model_id, tolerance, reason,
                        candidates) VALUES (%s,%s,%s,%s,%s,%s::jsonb)""",

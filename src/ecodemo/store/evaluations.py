@@ -46,13 +46,16 @@ def write_evaluations(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> i
 
 def write_backtest(conn: psycopg.Connection, kind: str, horizon_h: float, start: datetime,
                    end: datetime,
-                   rungs: list[tuple[str, str | None, dict[str, dict[str, Any]], dict[str, Any]]]
-                   ) -> int:
+                   rungs: list[tuple[str, str | None, dict[str, dict[str, Any]], dict[str, Any]]],
+                   sensor_details: dict[str, dict[str, dict[str, Any]]] | None = None) -> int:
     """One backtest's rows: for each (rung name, model id or None, figures per sensor id,
-    details), one row per sensor id (``__all__`` included)."""
+    details), one row per sensor id (``__all__`` included). ``sensor_details`` (rung name ->
+    sensor id -> dict) adds what belongs to one row only, such as its errors per origin."""
+    extra = sensor_details or {}
     rows = [{"source": "backtest", "kind": kind, "model_name": name, "model_id": model_id,
              "sensor_id": sid, "horizon_h": horizon_h, "period_start": start,
              "period_end": end, **{k: m.get(k) for k in FIELDS},
-             "details": json.dumps(details, default=str)}
+             "details": json.dumps({**details, **extra.get(name, {}).get(sid, {})},
+                                   default=str)}
             for name, model_id, figures, details in rungs for sid, m in figures.items()]
     return write_evaluations(conn, rows)
