@@ -84,15 +84,15 @@ class Component:
 
     @property
     def kwh(self) -> float | None:
-        return None if self.kwh_span is None else self.kwh_span.central
+        return _central(self.kwh_span)
 
     @property
     def kgco2e(self) -> float | None:
-        return None if self.kgco2e_span is None else self.kgco2e_span.central
+        return _central(self.kgco2e_span)
 
     @property
     def one_off_kgco2e(self) -> float | None:
-        return None if self.one_off_span is None else self.one_off_span.central
+        return _central(self.one_off_span)
 
     def unknown(self, why: str) -> None:
         """No record of what this part cost: unknown, not free."""
@@ -147,6 +147,10 @@ def component(name: str, runs: list[RunRow], factor: Span | float = 1.0, note: s
         note=note)
 
 
+def _central(span: Span | None) -> float | None:
+    return None if span is None else span.central
+
+
 def _total(spans: list[Span | None]) -> Span | None:
     if any(s is None for s in spans):
         return None
@@ -197,13 +201,11 @@ class Balance:
 
     @property
     def compute_kwh(self) -> float | None:
-        s = self.compute_kwh_span
-        return None if s is None else s.central
+        return _central(self.compute_kwh_span)
 
     @property
     def compute_kgco2e(self) -> float | None:
-        s = self.compute_kgco2e_span
-        return None if s is None else s.central
+        return _central(self.compute_kgco2e_span)
 
     @property
     def net_kgco2e_span(self) -> Span | None:
@@ -212,8 +214,7 @@ class Balance:
 
     @property
     def net_kgco2e(self) -> float | None:
-        s = self.net_kgco2e_span
-        return None if s is None else s.central
+        return _central(self.net_kgco2e_span)
 
     @property
     def net_kwh_span(self) -> Span | None:
@@ -225,8 +226,7 @@ class Balance:
 
     @property
     def net_kwh(self) -> float | None:
-        s = self.net_kwh_span
-        return None if s is None else s.central
+        return _central(self.net_kwh_span)
 
     @property
     def ratio(self) -> float | None:

@@ -134,69 +134,51 @@ def ensure_login_role(conn: psycopg.Connection, role: LoginRole) -> Outcome:
     return outcome
 
 
-def _connect_and_schema(conn: psycopg.Connection, role: str, schema: str) -> None:
-    db = conn.info.dbname
-    conn.execute(
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-            sql.Identifier(db), sql.Identifier(role)
-        )
-    )
-    conn.execute(
-        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-            sql.Identifier(schema), sql.Identifier(role)
-        )
-    )
+# Each grant is a statement with {db}, {schema}, {role} and {owner} quoted as identifiers.
+_CONNECT = ("GRANT CONNECT ON DATABASE {db} TO {role}",
+            "GRANT USAGE ON SCHEMA {schema} TO {role}")
+WRITER_GRANTS = (
+    *_CONNECT,
+    # PostgreSQL >= 15 already withholds CREATE on public from PUBLIC; older servers grant it,
+    # which would let the writer create (and drop) tables of its own. Idempotent either way.
+    "REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
+    "GRANT USAGE, SELECT ON SEQUENCES TO {role}",
+)
+READER_GRANTS = (
+    *_CONNECT,
+    # a role that was a writer before (renamed in .env) must not keep write grants
+    "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {schema} FROM {role}",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role}",
+    "ALTER ROLE {role} SET default_transaction_read_only = on",
+)
+
+
+def _grant(conn: psycopg.Connection, statements: tuple[str, ...], *, role: str, owner: str,
+           schema: str) -> None:
+    names = {"db": conn.info.dbname, "schema": schema, "role": role, "owner": owner}
+    ids = {key: sql.Identifier(name) for key, name in names.items()}
+    for statement in statements:
+        conn.execute(sql.SQL(statement).format(**ids))
 
 
 def grant_writer(
     conn: psycopg.Connection, role: str, *, owner: str, schema: str = "public"
 ) -> None:
     """Read/write on every table and sequence of ``schema``, now and for ``owner``'s new tables."""
-    s, r, o = sql.Identifier(schema), sql.Identifier(role), sql.Identifier(owner)
-    _connect_and_schema(conn, role, schema)
-    # PostgreSQL >= 15 already withholds CREATE on public from PUBLIC; older servers grant it, which
-    # would let the writer create (and drop) tables of its own. Idempotent either way.
-    conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(s))
-    conn.execute(
-        sql.SQL(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}"
-        ).format(s, r)
-    )
-    conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(s, r))
-    conn.execute(
-        sql.SQL(
-            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} "
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
-        ).format(o, s, r)
-    )
-    conn.execute(
-        sql.SQL(
-            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} "
-            "GRANT USAGE, SELECT ON SEQUENCES TO {}"
-        ).format(o, s, r)
-    )
+    _grant(conn, WRITER_GRANTS, role=role, owner=owner, schema=schema)
 
 
 def grant_reader(
     conn: psycopg.Connection, role: str, *, owner: str, schema: str = "public"
 ) -> None:
     """SELECT on every table/view of ``schema``, now and for ``owner``'s new tables only."""
-    s, r, o = sql.Identifier(schema), sql.Identifier(role), sql.Identifier(owner)
-    _connect_and_schema(conn, role, schema)
-    # A role that was a writer before (renamed in .env) must not keep write grants.
-    conn.execute(
-        sql.SQL(
-            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} FROM {}"
-        ).format(s, r)
-    )
-    conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, r))
-    conn.execute(
-        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}")
-        .format(o, s, r)
-    )
-    conn.execute(
-        sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(r)
-    )
+    _grant(conn, READER_GRANTS, role=role, owner=owner, schema=schema)
 
 
 def apply_roles(
