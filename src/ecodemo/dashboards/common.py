@@ -13,6 +13,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from ecodemo.dashboards.labels import Lang, labels
 from ecodemo.dashboards.sql import PG, Sql, SqlAnnotation
 
+# kind -> (French, English) display names; alike open_meteo.VARIABLES in shape only (data)
 KIND_NAMES: dict[str, tuple[str, str]] = {
     "solar": ("solaire", "solar"),
     "wind": ("éolien", "wind"),

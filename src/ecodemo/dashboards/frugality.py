@@ -47,6 +47,7 @@ CO2_TOTAL_SQL = f"""
     WHERE {RUNS_FILTER}
 """
 
+# The three time series below share a skeleton; each panel's SQL stays whole, as Grafana runs it.
 KWH_STAGE_SQL = f"""
     SELECT $__timeGroupAlias(c.started_at, $__interval),
            c.stage || ' · ' || coalesce(c.measurement_method, '?') AS metric,

@@ -132,6 +132,8 @@ def rows_to_table(rows: list[tuple[str, str, str, str | None]],
 # --------------------------------------------------------------------------- subscriber
 
 
+# Alike IngestCounts in a few counters, but the subscriber's lifetime health (acks, reconnects,
+# buffer), summing IngestCounts and the parse rejections that never reach the ingestion.
 @dataclass
 class SubscriberStats:
     received: int = 0

@@ -1,6 +1,7 @@
 -- TimescaleDB under the Apache-only licence (timescaledb.license = 'apache', as many managed
 -- services ship it): hypertables, but no compression, continuous aggregates or job policies, so
 -- readings_hourly is the plain view (same name and columns as the other two variants).
+-- The view repeats 002_hourly_and_retention.sql on purpose: a variant runs instead of it, whole.
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 SELECT create_hypertable('readings', by_range('ts', INTERVAL '7 days'), migrate_data => true, if_not_exists => true);
 SELECT create_hypertable('forecasts', by_range('ts', INTERVAL '7 days'), migrate_data => true, if_not_exists => true);
