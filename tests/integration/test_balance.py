@@ -246,3 +246,41 @@ def test_unmeasured_run_makes_totals_null_not_zero(conn, runs, model) -> None:
 def test_model_without_training_record_is_unknown(conn, runs) -> None:
     parts = gather.gather_components(conn, "solar", "never-trained", T0, T1, 168)
     assert parts["train"].kwh is None and "no training run recorded" in parts["train"].note
+
+
+def test_carbon_intensity_range_of_compute_hand_checked(conn, snapshot_sites) -> None:
+    """A run's CO2 is widened by the range of the intensity behind it: the éCO2mix values it
+    could have been matched with, or the annual constant's sourced range."""
+    from ecodemo.energy.grid import GridPoint, recompute_grid_emissions, store_grid_intensity
+
+    conn.execute("INSERT INTO models (model_id, kind, name, version, status) "
+                 "VALUES (%s, 'solar', 'lgbm_small', 2, 'promoted')", (V2,))
+    run(conn, "predict", T0 + 6 * H, 0.05, model_id=V2, kind="solar")    # grid value known
+    run(conn, "predict", T0 + 18 * H, 0.05, model_id=V2, kind="solar")   # none within 30 min
+    m = timedelta(minutes=1)
+    store_grid_intensity(conn, [GridPoint("FR", T0 + 5 * H + 30 * m, 80.0),
+                                GridPoint("FR", T0 + 6 * H, 40.0),
+                                GridPoint("FR", T0 + 6 * H + 15 * m, 60.0),
+                                GridPoint("FR", T0 + 6 * H + 45 * m, 200.0)])   # too far
+    assert recompute_grid_emissions(conn, zone="FR") == 1
+    accounting = benefit.load_benefit_model().accounting
+    annual = accounting.annual_intensity_factor
+    assert annual is not None and annual.bounds() == (0.57, 1.76)
+    parts = gather.gather_components(conn, "solar", V2, T0, T1, 168.0,
+                                     band=lambda m: accounting.band(m)[0],
+                                     annual_intensity=annual, zone="FR")
+    pred = parts["predict"]
+    # by hand: the first run used 40 g/kWh (the value at its start), and could have been
+    # matched with 80 (5:30) to 40: x [1, 2]; 0.05 kWh x 40 g = 0.002 kg, estimated +/-40 %.
+    # The second: CodeCarbon's 30 g/kWh x 0.05 kWh = 0.0015 kg, x [0.57, 1.76], +/-40 %.
+    assert pred.n_grid_intensity == 1
+    assert pred.kgco2e == pytest.approx(0.002 + 0.0015)
+    assert pred.kgco2e_span.pair() == pytest.approx(
+        [0.002 * 0.6 * 1 + 0.0015 * 0.6 * 0.57, 0.002 * 1.4 * 2 + 0.0015 * 1.4 * 1.76])
+    # the energy is not widened by the intensity
+    assert pred.kwh_span.pair() == pytest.approx([0.06, 0.14])
+    # without the annual range (an override may drop it) the constant is a point
+    point = gather.gather_components(conn, "solar", V2, T0, T1, 168.0,
+                                     band=lambda m: accounting.band(m)[0], zone="FR")
+    assert point["predict"].kgco2e_span.pair() == pytest.approx(
+        [0.002 * 0.6 + 0.0015 * 0.6, 0.002 * 1.4 * 2 + 0.0015 * 1.4])

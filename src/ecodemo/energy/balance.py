@@ -59,6 +59,21 @@ class RunRow:
     grid_emissions_kg: float | None
     method: str | None = None
     weight: float = 1.0     # share of the run attributed to the kind (ingestion, accounting)
+    # grid intensity used for grid_emissions_kg, and the lowest and highest collected values
+    # the run could have been matched with (its duration +/- the matching tolerance), g/kWh
+    grid_g_per_kwh: float | None = None
+    grid_g_min: float | None = None
+    grid_g_max: float | None = None
+
+    def intensity_ratio(self, annual: Span) -> Span:
+        """Relative range of the carbon intensity behind this run's CO2: the spread of the
+        collected grid values around the one used, else the annual constant's range."""
+        if self.grid_emissions_kg is None:
+            return annual
+        g, lo, hi = self.grid_g_per_kwh, self.grid_g_min, self.grid_g_max
+        if not g or lo is None or hi is None:
+            return Span.point(1.0)
+        return Span(min(lo / g, 1.0), 1.0, max(hi / g, 1.0))
 
 
 @dataclass
@@ -118,10 +133,13 @@ def _banded(value: float, width: float) -> Span:
 
 
 def component(name: str, runs: list[RunRow], factor: Span | float = 1.0, note: str = "",
-              band: Band | None = None) -> Component:
+              band: Band | None = None, annual_intensity: Span | None = None) -> Component:
     """Sum runs (each weighted and banded by its method), times ``factor``; NULL if any run
-    is unmeasured."""
+    is unmeasured. Each run's CO2 is also widened by the range of its carbon intensity
+    (:meth:`RunRow.intensity_ratio`; ``annual_intensity``: relative range of CodeCarbon's
+    annual constant, a point when None)."""
     band = band or default_band
+    annual = annual_intensity or Span.point(1.0)
     f = factor if isinstance(factor, Span) else Span.point(float(factor))
 
     def is_measured(r: RunRow) -> bool:
@@ -134,7 +152,7 @@ def component(name: str, runs: list[RunRow], factor: Span | float = 1.0, note: s
         w = band(r.method)
         kwh = kwh + _banded(r.weight * (r.energy_kwh or 0.0), w)
         co2 = r.grid_emissions_kg if r.grid_emissions_kg is not None else r.emissions_kg
-        kg = kg + _banded(r.weight * (co2 or 0.0), w)
+        kg = kg + _banded(r.weight * (co2 or 0.0), w) * r.intensity_ratio(annual)
         kg_annual += r.weight * (r.emissions_kg or 0.0)
     complete = len(measured) == len(runs)
     return Component(

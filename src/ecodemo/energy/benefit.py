@@ -161,6 +161,8 @@ class Accounting(BaseModel):
     default_period_days: float = Field(default=7, gt=0)
     inference_cadence_h: float | None = Field(default=1, gt=0)
     training_service_life_h: Parameter
+    # relative range of CodeCarbon's annual intensity, for runs with no grid value collected
+    annual_intensity_factor: Parameter | None = None
     measurement_bands: dict[Literal["hardware_counters", "estimated"], MeasurementBand]
 
     def band(self, method: str | None) -> tuple[float, str]:

@@ -23,18 +23,34 @@ from psycopg import sql as pgsql
 
 from ecodemo.energy.balance import Band, Component, RunRow, component
 from ecodemo.energy.benefit import Parameter
+from ecodemo.energy.grid import DEFAULT_TOLERANCE, DEFAULT_ZONE
 from ecodemo.energy.ranges import Span
 
 LADDER = "ladder backtest"      # details->>'purpose' of the ladder's train and predict runs
 ACCOUNTING_STAGES = ("evaluate", "report", "publish")
-_SELECT = ("SELECT stage, energy_kwh, emissions_kg, grid_emissions_kg, measurement_method "
-           "FROM compute_runs c WHERE ")
+# The run's columns, and the lowest and highest collected grid intensity it could have been
+# matched with (ecodemo.energy.grid: the run's duration +/- the matching tolerance).
+_COLUMNS = """c.stage, c.energy_kwh, c.emissions_kg, c.grid_emissions_kg, c.measurement_method,
+    c.grid_intensity_g_per_kwh, w.g_min, w.g_max"""
+_WINDOW = """LEFT JOIN LATERAL (
+    SELECT min(g.g_per_kwh) AS g_min, max(g.g_per_kwh) AS g_max FROM grid_intensity g
+    WHERE c.grid_intensity_g_per_kwh IS NOT NULL AND g.zone = %(zone)s
+      AND g.ts >= c.started_at - %(tol)s
+      AND g.ts <= c.started_at + make_interval(secs => coalesce(c.duration_s, 0)) + %(tol)s
+) w ON true"""
+_SELECT = pgsql.SQL("SELECT {columns} FROM compute_runs c {window} WHERE ").format(
+    columns=pgsql.SQL(_COLUMNS), window=pgsql.SQL(_WINDOW))
+
+
+def _row(r: tuple[Any, ...]) -> RunRow:
+    return RunRow(stage=r[0], energy_kwh=r[1], emissions_kg=r[2], grid_emissions_kg=r[3],
+                  method=r[4], grid_g_per_kwh=r[5], grid_g_min=r[6], grid_g_max=r[7])
 
 
 def _runs(conn: psycopg.Connection, where: LiteralString,
           params: dict[str, Any]) -> list[RunRow]:
-    query = pgsql.SQL(_SELECT) + pgsql.SQL(where)   # both constants of this module
-    return [RunRow(*row) for row in conn.execute(query, params).fetchall()]
+    query = _SELECT + pgsql.SQL(where)   # both constants of this module
+    return [_row(row) for row in conn.execute(query, params).fetchall()]
 
 
 def kind_share_of_rows(conn: psycopg.Connection, kind: str, start: datetime,
@@ -64,29 +80,34 @@ def service_model(conn: psycopg.Connection, kind: str, model_id: str) -> str:
     return str(row[0]) if row else model_id
 
 
-_SELECTION = """
+_SELECTION = pgsql.SQL("""
 WITH choice AS (
     SELECT decided_at, lag(decided_at) OVER (ORDER BY decided_at) AS prev
     FROM model_choices WHERE kind = %(kind)s AND decided_at < %(end)s
     ORDER BY decided_at DESC LIMIT 1)
-SELECT c.stage, c.energy_kwh, c.emissions_kg, c.grid_emissions_kg, c.measurement_method
-FROM compute_runs c, choice
+SELECT {columns}
+FROM choice, compute_runs c {window}
 WHERE c.sensor_kind = %(kind)s AND c.started_at <= choice.decided_at
   AND (choice.prev IS NULL OR c.started_at > choice.prev)
   AND (c.stage = 'backtest'
        OR (c.stage IN ('train', 'predict') AND c.details->>'purpose' = %(ladder)s))
-"""
+""").format(columns=pgsql.SQL(_COLUMNS), window=pgsql.SQL(_WINDOW))
 
 
 def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start: datetime,
                       end: datetime, service_life_h: Parameter | float, *, n_kinds: int = 1,
                       band: Band | None = None,
-                      inference_cadence_h: float | None = None) -> dict[str, Component]:
+                      inference_cadence_h: float | None = None,
+                      annual_intensity: Parameter | None = None,
+                      zone: str = DEFAULT_ZONE) -> dict[str, Component]:
     """The five components of one kind's balance for ``model_id`` over ``[start, end)``.
 
     With ``inference_cadence_h``, inference is counted at that cadence when fewer runs than it
     implies were recorded: the measured runs' energy x (expected runs / recorded runs).
+    ``annual_intensity`` is the relative range of CodeCarbon's annual intensity (runs with no
+    grid value); runs with one take the spread of the values collected in ``zone`` around it.
     """
+    annual = None if annual_intensity is None else annual_intensity.span()
     period_h = (end - start).total_seconds() / 3600.0
     life = (service_life_h.span() if isinstance(service_life_h, Parameter)
             else Span.point(float(service_life_h)))
@@ -96,11 +117,12 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
                  f"{life.central:.4g} h (range {life.low:.4g}-{life.high:.4g} h)")
     service = service_model(conn, kind, model_id)
     p = {"kind": kind, "model": model_id, "service": service, "start": start, "end": end,
-         "ladder": LADDER, "stages": list(ACCOUNTING_STAGES)}
+         "ladder": LADDER, "stages": list(ACCOUNTING_STAGES), "zone": zone,
+         "tol": DEFAULT_TOLERANCE}
 
-    sel_rows = [RunRow(*r) for r in conn.execute(_SELECTION, p).fetchall()]
+    sel_rows = [_row(r) for r in conn.execute(_SELECTION, p).fetchall()]
     selection = component(
-        "selection", sel_rows, factor, band=band,
+        "selection", sel_rows, factor, band=band, annual_intensity=annual,
         note=f"{len(sel_rows)} run(s) of the kind's latest model-ladder choice (every rung "
              f"trained and backtested, the rungs not chosen included) {amortised}"
              if sel_rows else "no model-ladder choice recorded for the kind: nothing was "
@@ -108,7 +130,7 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
 
     train_rows = _runs(conn, """c.stage = 'train' AND c.model_id = %(service)s
         AND coalesce(c.details->>'purpose', '') <> %(ladder)s""", p)
-    train = component("train", train_rows, factor, band=band,
+    train = component("train", train_rows, factor, band=band, annual_intensity=annual,
                       note=f"{len(train_rows)} training run(s) of {service}, the version in "
                            f"service, {amortised}")
     if not train_rows:
@@ -128,7 +150,7 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
                     AND v.name = m.name WHERE m.model_id = %(model)s))""", p)
     expected = period_h / inference_cadence_h if inference_cadence_h else 0.0
     scale = expected / len(pred) if pred and expected > len(pred) else 1.0
-    predict = component("predict", pred, scale, band=band,
+    predict = component("predict", pred, scale, band=band, annual_intensity=annual,
                         note=f"{len(pred)} inference run(s) of the service (any version of "
                              f"the rung) started in the period; ladder backtests excluded"
                              + (f"; counted at the service's cadence of one run every "
@@ -142,7 +164,7 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
         AND c.started_at < %(end)s AND c.sensor_kind IS NULL""", p)
     for r in shared:
         r.weight = share
-    ingest = component("ingest", own + shared, band=band,
+    ingest = component("ingest", own + shared, band=band, annual_intensity=annual,
                        note=f"{len(own)} collection run(s) for this kind counted fully, "
                             f"{len(shared)} shared run(s) x {share:.4g} ({share_how})")
 
@@ -150,7 +172,7 @@ def gather_components(conn: psycopg.Connection, kind: str, model_id: str, start:
         AND c.started_at < %(end)s""", p)
     for r in acc:
         r.weight = 1.0 / max(n_kinds, 1)
-    accounting = component("accounting", acc, band=band,
+    accounting = component("accounting", acc, band=band, annual_intensity=annual,
                            note=f"{len(acc)} evaluation/reporting run(s) in the period, split "
                                 f"evenly between {n_kinds} kind(s); shown apart, counted")
     return {"ingest": ingest, "selection": selection, "train": train, "predict": predict,

@@ -75,7 +75,8 @@ def evaluate(settings: Settings, period_start: datetime | None = None,
         b_start, b_end = period_start, period_end
     with track_run(settings, "evaluate", details={"step": "balance"}) as brun, \
             db.connect(autocommit=True) as conn:
-        balances, skipped = _balances(conn, model, frame, b_start, b_end)
+        balances, skipped = _balances(conn, model, frame, b_start, b_end,
+                                      zone=settings.grid_zone)
         brun.details.update(balances=len(balances))
     return {
         "grid_intensity_runs_updated": n_grid,
@@ -95,11 +96,12 @@ def _kinds(conn: Any) -> list[str]:
 
 
 def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetime,
-              end: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+              end: datetime, zone: str = "FR") -> tuple[list[dict[str, Any]], list[str]]:
     out: list[dict[str, Any]] = []
     skipped: list[str] = []
     base = model.accounting.baseline_model
     life = model.accounting.training_service_life_h
+    annual = model.accounting.annual_intensity_factor
     kinds = [k for k in _kinds(conn) if k in model.kinds]
     period_h = (end - start).total_seconds() / 3600.0
     for kind in _kinds(conn):
@@ -123,7 +125,8 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                                              n_kinds=len(kinds),
                                              band=lambda m: model.accounting.band(m)[0],
                                              inference_cadence_h=(
-                                                 model.accounting.inference_cadence_h))
+                                                 model.accounting.inference_cadence_h),
+                                             annual_intensity=annual, zone=zone)
             av = benefit.avoided(km, red.span(), period_h)
             b = balance.Balance(
                 kind=kind, model_id=model_id, period_start=start, period_end=end, **parts,
@@ -146,9 +149,7 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
                     "baseline_model": base,
                     "error_reduction_source": red.as_dict(),
                     "kind_model": benefit.assumptions_of(km),
-                    "co2_of_compute": "per run: grid_emissions_kg (éCO2mix intensity at run "
-                                      "time) where collected, else emissions_kg (CodeCarbon "
-                                      "annual country average)",
+                    "co2_of_compute": _co2_of_compute(annual, zone),
                     "error_reduction_interval": red.interval,
                     "not_propagated": _not_propagated(red),
                 })
@@ -172,12 +173,32 @@ def _vs_baseline(conn: Any, kind: str, model_id: str, km: benefit.KindModel, fra
     return red.error_reduction if red is not None else headline.error_reduction
 
 
+def _co2_of_compute(annual: benefit.Parameter | None, zone: str) -> dict[str, Any]:
+    """How each run's CO2 and its range were made (stored with every balance)."""
+    out: dict[str, Any] = {
+        "central": "per run: grid_emissions_kg (éCO2mix intensity at run time) where "
+                   "collected, else emissions_kg (CodeCarbon annual country average)",
+        "grid_runs_range": f"the lowest and highest éCO2mix values collected for zone {zone} "
+                           f"within the run's duration +/- the 30 min matching tolerance, "
+                           f"relative to the value used"}
+    if annual is None:
+        out["annual_constant_range"] = "none given: the annual constant is taken as a point"
+    else:
+        out["annual_constant_range"] = {
+            "factor": annual.value, "range": list(annual.bounds()),
+            "source": " ".join(annual.source.split()),
+            "range_source": " ".join((annual.range_source or "").split())}
+    return out
+
+
 def _not_propagated(red: improvement.Reduction) -> str:
     if red.interval is not None:
-        return ("the error reduction carries its bootstrap interval over the backtest's test "
-                "origins (error_reduction_interval); the carbon intensity of compute is a point")
+        return ("nothing left as a point: the error reduction carries its bootstrap interval "
+                "over the backtest's test origins (error_reduction_interval) and the carbon "
+                "intensity of compute its range (co2_of_compute)")
     return ("the error reduction is a point (no errors per test origin: its sampling error is "
-            "not propagated), and so is the carbon intensity of compute")
+            "not propagated); the carbon intensity of compute carries its range "
+            "(co2_of_compute)")
 
 
 def _period_statement(start: datetime, end: datetime,
