@@ -2,11 +2,9 @@
 comma) or bytes that are not UTF-8. Each becomes a rejected row with its line number and reason,
 so the file's good rows still land.
 
-Arrow reads the data columns as binary; a batch is cast to text in one step (which checks
-UTF-8) and only a batch that fails is decoded cell by cell. Arrow's invalid-row handler gets a
-row's text already decoded, so a row with both faults (a file cut inside a multi-byte character)
-cannot reach it: the file is then read again in "marked" mode, where each undecodable byte
-becomes U+FFFD followed by its value (``\\xe9``), from the first line not yet delivered.
+Arrow never sees bytes that are not UTF-8 (``csv_blocks`` marks them before parsing): each such
+byte becomes U+FFFD followed by its value (``\\xe9``), and the rows holding one are rejected
+here (``as_text``).
 """
 
 from __future__ import annotations
@@ -24,12 +22,10 @@ from .records import Rejected
 
 #: Longest raw text kept in quarantine for a row that could not be split into fields.
 MAX_RAW_CHARS = 2_000
-#: Text encoding (a codec registered below) for the "marked" re-read.
-MARKED_ENCODING = "ecodemo-utf-8-marked"
+#: Codec error handler marking each undecodable byte (registered below).
+MARK_ERRORS = "ecodemo-mark"
 _MARK = "\ufffd"
 _BYTE_RE = re.compile(r"\ufffd\\x([0-9a-f]{2})")
-#: What Arrow raises when the invalid-row handler could not be given the row (undecodable).
-HANDLER_FAILED_RE = re.compile(r"CSV parse error: Row #\d+: Expected \d+ columns, got \d+")
 
 
 def _mark_bytes(exc: UnicodeError) -> tuple[str, int]:
@@ -39,29 +35,19 @@ def _mark_bytes(exc: UnicodeError) -> tuple[str, int]:
     return "".join(f"{_MARK}\\x{b:02x}" for b in bad), exc.end
 
 
-class _MarkedDecoder(codecs.BufferedIncrementalDecoder):
-    def _buffer_decode(self, data: Any, errors: str, final: bool) -> tuple[str, int]:
-        return codecs.utf_8_decode(data, "ecodemo-mark", final)
+codecs.register_error(MARK_ERRORS, _mark_bytes)
 
 
-def _search_codec(name: str) -> codecs.CodecInfo | None:
-    if name.replace("_", "-") != MARKED_ENCODING:
-        return None
-    utf8 = codecs.lookup("utf-8")
-    return codecs.CodecInfo(utf8.encode, utf8.decode, name=MARKED_ENCODING,
-                            incrementalencoder=utf8.incrementalencoder,
-                            incrementaldecoder=_MarkedDecoder)
-
-
-codecs.register_error("ecodemo-mark", _mark_bytes)
-codecs.register(_search_codec)
-
-
-def structural(row: pacsv.InvalidRow) -> Rejected:
-    """An Arrow invalid row (wrong field count) as a rejected row."""
+def structural(row: pacsv.InvalidRow, *, delimiter: str = ",", id_index: int | None = 1
+               ) -> Rejected:
+    """An Arrow invalid row (wrong field count) as a rejected row; ``id_index``: the field
+    holding the sensor id, if any."""
     text = row.text
-    fields = text.split(",")
-    sid = fields[1].strip() if len(fields) > 1 and _MARK not in fields[1] else ""
+    sid = ""
+    if id_index is not None:
+        fields = text.split(delimiter)
+        if len(fields) > id_index and not _BYTE_RE.search(fields[id_index]):
+            sid = fields[id_index].strip()
     raw = text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "..."
     return Rejected(row.number, sid[:200] or None, raw,
                     f"{row.actual_columns} field(s) where the header has "
@@ -101,35 +87,33 @@ class SkippedLines:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _decode_cells(col: pa.ChunkedArray) -> pa.Array:
-    return pa.array([None if b is None else b.decode("utf-8", "ecodemo-mark")
-                     for b in col.to_pylist()], pa.string())
-
-
-def as_text(cols: list[pa.ChunkedArray], names: list[str], lines: np.ndarray, marked: bool
-            ) -> tuple[list[Any], np.ndarray | None, list[Rejected]]:
-    """Binary columns as text, and the rows holding bytes that are not UTF-8 rejected:
-    (text columns, mask of the rows kept or None for all, rejected rows)."""
-    try:
-        text = [c.cast(pa.string()) for c in cols]  # checks UTF-8 in one pass: the usual path
-    except pa.ArrowInvalid:
-        text, marked = [_decode_cells(c) for c in cols], True
+def not_utf8_rows(cols: list[Any], names: list[str], lines: np.ndarray, marked: bool, *,
+            delimiter: str = ",", id_index: int | None = 1
+            ) -> tuple[np.ndarray | None, list[Rejected]]:
+    """The rows holding bytes that were not UTF-8 (marked by ``csv_blocks``), rejected:
+    (mask of the rows kept or None for all, rejected rows). ``marked``: whether the file had
+    any such byte so far (otherwise nothing is scanned)."""
     if not marked:
-        return text, None, []
+        return None, []
     bad = np.zeros(len(lines), dtype=bool)
-    for c in text:
+    for c in cols:
         bad |= pc.fill_null(pc.match_substring(c, _MARK), False).to_numpy(zero_copy_only=False)
     if not bad.any():
-        return text, None, []
+        return None, []
     pos = np.flatnonzero(bad)
-    cells = [c.take(pa.array(pos)).to_pylist() for c in text]
+    cells = [c.take(pa.array(pos)).to_pylist() for c in cols]
     rejected = []
     for j, p in enumerate(pos.tolist()):
         row = [cells[k][j] or "" for k in range(len(cells))]
-        where = [name for name, cell in zip(names, row, strict=True) if _MARK in cell]
+        where = [name for name, cell in zip(names, row, strict=True) if _BYTE_RE.search(cell)]
+        if not where:  # a U+FFFD that was in the file as such: valid text
+            bad[p] = False
+            continue
         byte = _BYTE_RE.search("".join(row))
+        sid = row[id_index] if id_index is not None and not _BYTE_RE.search(row[id_index]) \
+            else ""
         rejected.append(Rejected(
-            int(lines[p]), None if _MARK in row[1] else row[1] or None, ",".join(row),
+            int(lines[p]), sid or None, delimiter.join(row),
             f"bytes that are not UTF-8 in {', '.join(where)} (first 0x"
             f"{byte.group(1) if byte else '??'}; a Latin-1 or Windows-1252 export?)"))
-    return text, ~bad, rejected
+    return (~bad if rejected else None), rejected
