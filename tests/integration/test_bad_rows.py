@@ -69,8 +69,6 @@ def test_one_invalid_byte(conn, snapshot_sites, tmp_path) -> None:
     assert "\\xe9" in raw and sid.decode() in raw  # which byte, and the rest of the row as read
 
 
-# pyarrow reports the row it could not decode for the handler as an "unraisable" exception
-# before ecodemo reads the file again: expected here, not a failure.
 def test_cut_inside_a_multibyte_character(conn, snapshot_sites, tmp_path) -> None:
     """The last line is both short and undecodable: its bytes are marked before Arrow parses
     the block, so the invalid-row handler gets text (no "Exception ignored", no re-read)."""
