@@ -90,3 +90,69 @@ def test_bad_file_reported_others_still_ingested(conn, tmp_path) -> None:
     assert "a-garbage.parquet" in str(err.value) and "(+1 more failed file(s))" in str(err.value)
     n = conn.execute("SELECT count(*) FROM readings").fetchone()
     assert n is not None and n[0] == 1
+
+
+def _quarantine(conn) -> list[tuple[int, str, str, str]]:
+    return conn.execute("SELECT line_no, reason, raw, source FROM quarantine "
+                        "ORDER BY line_no, reason").fetchall()
+
+
+def test_mapped_export_keeps_its_good_rows_and_quarantines_each_bad_one(conn, tmp_path) -> None:
+    """A territory's own export (semicolons, local time, a Latin-1 name in a column the
+    catalogue does not use): one bad row of each kind goes to quarantine with its file and
+    line, the good rows land, and ingesting the file again changes nothing."""
+    cat = _catalogue(tmp_path, delimiter=";", columns={"timestamp": "Date et heure",
+                                                       "value": "Comptage horaire"},
+                     constants={"sensor_id": "paris-bike-100007049-101007049",
+                                "unit": "bicycles/h"},
+                     timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris")
+    register_catalogue(conn, cat)
+    path = tmp_path / "drop" / "export.csv"
+    path.write_bytes(
+        b"Date et heure;Comptage horaire;Nom du compteur\n"
+        b"02/09/2024 08:00;120;Diderot\n"               # line 2
+        b"02/09/2024 09:00;97\n"                         # line 3: a field missing
+        b"02/09/2024 10:00;1O5;Diderot\n"               # line 4: a letter O in the number
+        b"02/09/2024 11h00;88;Diderot\n"                # line 5: not the declared time format
+        b"02/09/2024 12:00;101;Boulevard Diderot\n"     # line 6
+        b"02/09/2024 13:00;99;Gare de l'Est \xe9\n")    # line 7: Latin-1, unused column
+    source = str(path.resolve())
+    res = files.ingest(conn, cat, "drop")
+    assert (res["read"], res["inserted"], res["quarantined"]) == (6, 3, 3)
+    assert [(line, why, src) for line, why, _raw, src in _quarantine(conn)] == [
+        (3, "2 field(s) where the header has 3 (a cut or malformed line)", source),
+        (4, "value '1O5' is not a finite number", source),
+        (5, "timestamp '02/09/2024 11h00' is not ISO 8601", source)]
+    assert _quarantine(conn)[0][2] == "02/09/2024 09:00;97"  # the line as the file has it
+    rows = conn.execute("SELECT ts, value FROM readings ORDER BY ts").fetchall()
+    assert [(r[0].isoformat(), r[1]) for r in rows] == [
+        ("2024-09-02T06:00:00+00:00", 120.0), ("2024-09-02T10:00:00+00:00", 101.0),
+        ("2024-09-02T11:00:00+00:00", 99.0)]
+
+    conn.execute("DELETE FROM ingested_files")  # forget the file: really read it again
+    again = files.ingest(conn, cat, "drop")
+    assert (again["read"], again["inserted"], again["updated"], again["unchanged"]) == (
+        6, 0, 0, 3)
+    assert len(_quarantine(conn)) == 3
+    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 3
+
+
+def test_wide_export_quarantines_the_bad_cell_and_keeps_its_neighbour(conn, tmp_path) -> None:
+    cat = _catalogue(tmp_path, delimiter=";", columns={"timestamp": "Horodatage"},
+                     timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris",
+                     wide_sensors={"Solaire (MW)": "rte-hauts-de-france-solar",
+                                   "Eolien (MW)": "rte-hauts-de-france-wind"},
+                     constants={"unit": "MW"})
+    register_catalogue(conn, cat)
+    (tmp_path / "drop" / "regional.csv").write_text(
+        "Horodatage;Solaire (MW);Eolien (MW)\n"
+        "01/06/2024 12:00;80,5;300\n"    # line 2: a decimal comma is not a number here
+        "01/06/2024 12:30;81;301;7\n"    # line 3: a field too many
+        "01/06/2024 13:00;82;302\n", encoding="utf-8")
+    res = files.ingest(conn, cat, "drop")
+    assert (res["inserted"], res["quarantined"]) == (3, 2)
+    assert [(line, why.split(" (")[0]) for line, why, _raw, _src in _quarantine(conn)] == [
+        (2, "value '80,5' is not a finite number"), (3, "4 field(s) where the header has 3")]
+    rows = conn.execute("SELECT sensor_id, value FROM readings ORDER BY ts, sensor_id").fetchall()
+    assert rows == [("rte-hauts-de-france-wind", 300.0), ("rte-hauts-de-france-solar", 82.0),
+                    ("rte-hauts-de-france-wind", 302.0)]

@@ -3,8 +3,11 @@
 Long-format files (``timestamp,site_id|sensor_id,value,unit``; CSV may be gzipped) stream
 through :func:`ecodemo.store.ingest.ingest_csv`. Any other layout is mapped through the
 source's ``columns`` (target -> file column), ``constants`` (fixed sensor_id/unit) or
-``wide_sensors`` (one column per sensor). A processed file is recorded in ``ingested_files``
-with its counts; the same bytes under another name are skipped too.
+``wide_sensors`` (one column per sensor). A mapped CSV streams too, in batches, and keeps its
+good rows whatever its bad ones are (wrong field count, bytes that are not UTF-8, a value or a
+time that does not parse: quarantined with the file's line); only a header that does not match
+the mapping refuses the file. A processed file is recorded in ``ingested_files`` with its counts;
+the same bytes under another name are skipped too.
 """
 
 from __future__ import annotations
@@ -13,19 +16,31 @@ import glob
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecodemo.errors import ConfigError, DatabaseError, InputError
 from ecodemo.sensors.catalogue import Catalogue
 from ecodemo.sensors.params import FilesParams
-from ecodemo.store.ingest import IngestCounts, ingest_csv, ingest_table, load_sensors
+from ecodemo.store.ingest import (
+    IngestCounts,
+    SensorInfo,
+    csv_header,
+    ingest_csv,
+    ingest_table,
+    iter_csv_batches,
+    load_sensors,
+    validate,
+    write_batch,
+)
 
 log = logging.getLogger(__name__)
 LONG = ("timestamp", "site_id", "value", "unit")
@@ -51,21 +66,18 @@ def file_format(path: Path, declared: str) -> str:
     raise InputError("unknown file type (expected .csv, .csv.gz or .parquet)", source=str(path))
 
 
-def _read_any(path: Path, fmt: str, p: FilesParams) -> pa.Table:
+def _read_parquet(path: Path) -> pa.Table:
     try:
-        if fmt == "parquet":
-            return pq.read_table(path)
-        return pacsv.read_csv(
-            path, parse_options=pacsv.ParseOptions(delimiter=p.delimiter),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
-                                                 auto_dict_encode=False))
+        return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"not a readable {fmt} file: {first}", source=str(path)) from None
+        raise InputError(f"not a readable parquet file: {first}", source=str(path)) from None
 
 
 def _as_text(col: pa.ChunkedArray) -> pa.Array:
     """Any Arrow column as text; timestamps as ISO 8601 (with offset when tz-aware)."""
+    if pa.types.is_string(col.type):  # a CSV's columns: already text
+        return pc.fill_null(col.combine_chunks(), "")
     if pa.types.is_timestamp(col.type):
         s = pd.Series(col.to_pandas())
         text = s.map(lambda t: "" if pd.isna(t) else t.isoformat())
@@ -134,6 +146,35 @@ def _is_long_csv(path: Path, fmt: str, p: FilesParams) -> bool:
                                  or p.timestamp_format) and p.delimiter == ","
 
 
+def _ingest_mapped_csv(conn: psycopg.Connection, path: Path, p: FilesParams, source: str,
+                       batch_rows: int) -> IngestCounts:
+    """A territory's own CSV export, mapped batch by batch; each batch in its own transaction.
+
+    A row Arrow cannot split (field count) or decode (not UTF-8) and a mapped reading that does
+    not validate go to quarantine with the file's line (a wide row's readings share it)."""
+    names = csv_header(path, delimiter=p.delimiter)
+    # the mapping against the header first: a missing column refuses the file before any row
+    map_table(pa.table({n: pa.array([], pa.string()) for n in names}), p, source=source)
+    # only the mapped columns are read: bytes that are not UTF-8 in a column the catalogue
+    # does not use (a site name in a Latin-1 export) do not cost the row its reading
+    used = set(p.columns.values()) | set(p.wide_sensors) | {*LONG, "sensor_id"}
+    sensors: dict[str, SensorInfo] = load_sensors(conn)
+    counts = IngestCounts()
+    t0 = time.perf_counter()
+    for b in iter_csv_batches(path, batch_rows, delimiter=p.delimiter,
+                              columns=list(dict.fromkeys(n for n in names if n in used))):
+        n = b.table.num_rows
+        lines = (b.line_numbers if b.line_numbers is not None
+                 else np.arange(b.first_line, b.first_line + n, dtype=np.int64))
+        mapped = map_table(b.table, p, source=source)
+        batch = validate(mapped, sensors, line_numbers=np.tile(lines, mapped.num_rows // n)
+                         if n else np.zeros(0, dtype=np.int64))
+        batch.rejected = b.rejected + batch.rejected
+        counts.add(write_batch(conn, batch, source))
+    counts.seconds = time.perf_counter() - t0
+    return counts
+
+
 def ingest_file(conn: psycopg.Connection, path: Path, p: FilesParams, *,
                 batch_rows: int = 500_000) -> dict[str, Any]:
     """Ingest one file unless its content was already processed."""
@@ -146,8 +187,10 @@ def ingest_file(conn: psycopg.Connection, path: Path, p: FilesParams, *,
     source = str(path.resolve())
     if _is_long_csv(path, fmt, p):
         counts = ingest_csv(conn, path, batch_rows=batch_rows)
+    elif fmt == "csv":
+        counts = _ingest_mapped_csv(conn, path, p, source, batch_rows)
     else:
-        table = map_table(_read_any(path, fmt, p), p, source=source)
+        table = map_table(_read_parquet(path), p, source=source)
         counts = IngestCounts()
         sensors = load_sensors(conn)
         for start in range(0, table.num_rows, batch_rows):

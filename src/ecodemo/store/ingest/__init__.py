@@ -12,13 +12,13 @@ in a thread while the server writes the current batch (see ``benchmarks/ingest.p
 Layout, imports pointing down: ``records`` (sensor info, counts, rejected rows, flag bits) <-
 ``timestamps`` (ISO 8601 parsing, DST) <- ``validation`` <- ``binary_copy`` <- ``write``
 (classify, COPY, upsert, quarantine; the one writer of ``readings`` and ``quarantine``) <-
-``csv_source`` (streaming files; ``csv_rows``: rows
-that are not rows, rejected with their line). Imports inside the
+``csv_source`` (streaming files; ``csv_blocks``: the file in blocks Arrow parses from memory;
+``csv_rows``: rows that are not rows, rejected with their line). Imports inside the
 package are relative, so ``benchmarks/ingest.py --compare-with`` can load a copy of it.
 """
 
 from .binary_copy import copy_payload, readings_payload, readings_payload_chunks
-from .csv_source import REQUIRED_COLUMNS, ingest_csv, iter_csv_batches
+from .csv_source import REQUIRED_COLUMNS, csv_header, ingest_csv, iter_csv_batches
 from .records import (
     CHECK_FLAGS_MASK,
     FLAG_ABOVE_CAPACITY,
@@ -49,7 +49,7 @@ __all__ = [
     "CHECK_FLAGS_MASK", "DEFAULT_NEGATIVE_POWER_W", "FLAG_ABOVE_CAPACITY",
     "FLAG_DST_REPEATED", "FLAG_NEGATIVE_NIGHT", "FLAG_UNIT_CONVERTED", "PIPELINE_ROWS",
     "REQUIRED_COLUMNS", "TS_MAX_US", "TS_MIN_US", "IngestCounts", "Rejected", "SensorInfo",
-    "ValidatedBatch", "classify", "copy_payload", "delete_listed_readings",
+    "ValidatedBatch", "classify", "copy_payload", "csv_header", "delete_listed_readings",
     "delete_quarantined", "ingest_csv", "ingest_table", "iter_csv_batches", "load_sensors",
     "quarantine_rows", "readings_payload", "readings_payload_chunks", "refresh_hourly",
     "set_check_flags", "set_retention", "validate", "write_batch",

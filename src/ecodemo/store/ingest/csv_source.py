@@ -50,6 +50,13 @@ class CsvBatch(NamedTuple):
     rejected: list[Rejected]         # rows that are not rows (field count, bytes)
 
 
+def csv_header(path: Path, *, delimiter: str = ",") -> list[str]:
+    """A CSV file's column names (only its first block is read)."""
+    blocks = CsvBlocks(Path(path), delimiter=delimiter)
+    blocks.close()
+    return blocks.names
+
+
 def iter_csv_batches(path: Path, batch_rows: int, *, delimiter: str = ",",
                      columns: list[str] | None = None) -> Iterator[CsvBatch]:
     """Yield batches of at most ``batch_rows`` rows, bounded memory (see CsvBatch).
