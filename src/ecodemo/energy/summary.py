@@ -5,11 +5,14 @@ not measured, or, for a payback's high end, where it never pays back at the low 
 
 - ``compute``: ``ingest_kwh``, ``selection_kwh``, ``train_kwh``, ``predict_kwh``,
   ``accounting_kwh``, ``total_kwh``, ``total_kwh_range``, ``total_kgco2e``,
-  ``total_kgco2e_range``, ``measurement_bands``;
+  ``total_kgco2e_range``, ``measurement_bands``, ``co2_of_compute`` (how each run's CO2 and
+  its intensity range were made);
 - ``benefit``: ``counterfactual`` ({name, declared, why, source, protocol, error_reduction,
-  error_unit, evaluation_period}), ``energy_effect`` ('saved' | 'shifted'), ``avoided_kwh`` and
-  ``avoided_kwh_range`` (saved only, else None), ``shifted_kwh`` and ``shifted_kwh_range``
-  (shifted only), ``avoided_kgco2e``, ``avoided_kgco2e_range``, ``secondary_counterfactuals``,
+  error_unit, evaluation_period, error_reduction_range}), ``error_reduction_interval`` (the
+  bootstrap over test origins, or None), ``energy_effect`` ('saved' | 'shifted'),
+  ``avoided_kwh`` and ``avoided_kwh_range`` (saved only, else None), ``shifted_kwh`` and
+  ``shifted_kwh_range`` (shifted only), ``avoided_kgco2e``, ``avoided_kgco2e_range``,
+  ``secondary_counterfactuals``,
   ``breakeven`` ({parameter, value_used, unit, breakeven_value, breakeven_range, statement}),
   ``period``, ``machine_learning_increment``, ``assumptions``;
 - top level: ``net_kgco2e``, ``net_kgco2e_range``, ``net_kwh`` (saved only), ``payback_hours``,
@@ -50,9 +53,11 @@ def target_balance(conn: psycopg.Connection, kind: str, model_id: str) -> dict[s
             "accounting_kwh": (comps.get("accounting") or {}).get("kwh"),
             "total_kwh": total_kwh, "total_kwh_range": ranges.get("compute_kwh_range"),
             "total_kgco2e": total_kg, "total_kgco2e_range": ranges.get("compute_kgco2e_range"),
-            "measurement_bands": a.get("measurement_bands")},
+            "measurement_bands": a.get("measurement_bands"),
+            "co2_of_compute": a.get("co2_of_compute")},
         "benefit": {
             "counterfactual": a.get("counterfactual"),
+            "error_reduction_interval": a.get("error_reduction_interval"),
             "energy_effect": a.get("energy_effect"),
             # shifted energy is moved to other producers, not saved: never an avoided kWh
             "avoided_kwh": None if shifted else avoided_kwh,
