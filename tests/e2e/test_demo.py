@@ -62,6 +62,18 @@ def test_demo_writes_outputs_and_a_complete_summary(filled_store: FilledStore) -
         lo, hi = t["net_kgco2e_range"]
         assert lo <= t["net_kgco2e"] <= hi
         assert "payback_hours_range" in t and b["breakeven"]["statement"]
+        # the error reduction carries its bootstrap over the test days (the ladder stored its
+        # errors per origin), and compute CO2 the range of its intensity: the snapshot has no
+        # éCO2mix, so CodeCarbon's annual constant with its sourced range, wider than the band
+        iv = b["error_reduction_interval"]
+        assert iv is not None and iv["origins"] > 1
+        assert iv["low"] <= b["counterfactual"]["error_reduction"] <= iv["high"]
+        assert b["counterfactual"]["error_reduction_range"] == [iv["low"], iv["high"]]
+        how = t["compute"]["co2_of_compute"]["annual_constant_range"]
+        assert how["range"] == [0.57, 1.76] and "RTE" in how["range_source"]
+        kg, (kg_lo, kg_hi) = t["compute"]["total_kgco2e"], t["compute"]["total_kgco2e_range"]
+        kwh, (kwh_lo, kwh_hi) = t["compute"]["total_kwh"], t["compute"]["total_kwh_range"]
+        assert kg_lo / kg < kwh_lo / kwh and kg_hi / kg > kwh_hi / kwh
     # the demo printed its progress and where the outputs are
     assert filled_store.log[-1].startswith("done in")
     assert str(out / "summary.json") in filled_store.log[-1]
