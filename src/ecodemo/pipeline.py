@@ -9,7 +9,7 @@ The demo lives in :mod:`ecodemo.demo`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecodemo.config import Settings
@@ -52,6 +52,39 @@ def ingest(settings: Settings, source: str, interval_start: datetime | None = No
                "interval_end": interval_end.isoformat() if interval_end else None}
     result = ingest_source(settings, source, None if resume else interval_start, interval_end)
     return {**details, **result, "source": source}
+
+
+def weather_forecast_sources(settings: Settings) -> list[str]:
+    """The catalogue's enabled open_meteo sources, whose forecasts as issued the weather DAG
+    keeps backfilled."""
+    from ecodemo.sensors.stages import catalogue
+
+    cat = catalogue()
+    return [n for n in cat.enabled_sources() if cat.sources[n].connector == "open_meteo"]
+
+
+def backfill_weather_forecasts(settings: Settings, source: str,
+                               interval_start: datetime | None = None,
+                               interval_end: datetime | None = None, *,
+                               resume: bool = False) -> dict[str, Any]:
+    """Weather forecasts as issued for one open_meteo source, valid on the days of its data
+    interval (Open-Meteo's Previous Runs API; measured as an "ingest" run). Idempotent.
+
+    The hourly ingest keeps each forecast it fetches as issued; what it did not fetch (Airflow
+    down, a deployment's first weeks) is lost to the models unless backfilled. With ``resume``
+    (the scheduled daily runs) each station resumes after its last backfilled hour, up to the
+    interval's last day (a new station: the source's ``backfill_days``); without it (a rerun,
+    an Airflow backfill) exactly the interval's days are fetched again.
+    """
+    from ecodemo.sensors.stages import backfill_weather_forecasts as backfill
+
+    end = interval_end or datetime.now(UTC)
+    last_instant = end - timedelta(microseconds=1)       # the interval's end is open
+    start = None if resume or interval_start is None else interval_start
+    details = {"source": source, "mode": "resume" if start is None else "interval",
+               "interval_start": interval_start.isoformat() if interval_start else None,
+               "interval_end": end.isoformat()}
+    return {**details, **backfill(settings, source, start, last_instant), "source": source}
 
 
 def kinds(settings: Settings, *, with_model: bool = False) -> list[str]:

@@ -43,6 +43,7 @@ def test_catchup_off_tz_aware_start_tags_and_docs(dags: dict[str, Any]) -> None:
     ("ecodemo_forecast", "5 * * * *"),    # hourly, after the ingest
     ("ecodemo_evaluate", "30 2 * * *"),   # daily
     ("ecodemo_train", "0 3 * * 1"),       # weekly ...
+    ("ecodemo_weather_forecasts", "15 6 * * *"),   # daily
 ])
 def test_time_schedules_in_paris_time(dags: dict[str, Any], dag_id: str, cron: str) -> None:
     assert dags[dag_id]["cron"] == cron
@@ -66,6 +67,7 @@ def test_mapping_and_low_carbon_sensor(dags: dict[str, Any]) -> None:
     assert mapped["ecodemo_ingest"] == {"ingest"}
     assert mapped["ecodemo_train"] == {"choose_model", "train_model"}
     assert mapped["ecodemo_forecast"] == {"forecast"}
+    assert mapped["ecodemo_weather_forecasts"] == {"backfill"}
     tasks = {t["task_id"]: t for t in dags["ecodemo_train"]["tasks"]}
     sensor = tasks["low_carbon_window"]
     assert sensor["mode"] == "reschedule"     # frees its worker slot between pokes

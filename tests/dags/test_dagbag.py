@@ -10,7 +10,7 @@ from tests.dags.conftest import DAGS, HERE, run_json
 
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if p.name != "ecodemo_dag_common.py")
 EXPECTED = {"ecodemo_ingest", "ecodemo_train", "ecodemo_forecast", "ecodemo_evaluate",
-            "ecodemo_publish"}
+            "ecodemo_publish", "ecodemo_weather_forecasts"}
 # What a DAG file must not pull in at parse time: the package and its heavy dependencies.
 FORBIDDEN = ("ecodemo", "pandas", "numpy", "pyarrow", "lightgbm", "codecarbon", "psycopg",
              "sklearn", "grafana_client", "httpx")

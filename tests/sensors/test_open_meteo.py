@@ -142,3 +142,36 @@ def test_backfill_from_previous_runs_is_as_issued(conn, server, server_state,
     again = open_meteo.backfill_forecasts(conn, cat, "open-meteo", start=START.date(),
                                           end=END.date())
     assert again["written"] == 0
+
+
+def test_rolling_backfill_resumes_after_the_last_backfilled_hour(conn, server, server_state,
+                                                                 tmp_path) -> None:
+    """``start=None`` (the weather DAG's daily runs): a new station gets ``backfill_days``, then
+    each run asks only for the days after its last backfilled hour, and nothing when up to date
+    (recorded Previous Runs answer from the local server)."""
+    cat = catalogue_for(server, tmp_path, **{"open-meteo": {"sites": ["paris-road-376-flow"],
+                                                            "backfill_days": 2}})
+    register_catalogue(conn, cat)
+    station = "open-meteo:paris-road-376-flow"
+
+    def previous_runs_asked() -> list[tuple[str, str]]:
+        return [(q["start_date"], q["end_date"]) for path, q in server_state.requests
+                if path.startswith("/previous-runs/")]
+
+    first = open_meteo.backfill_forecasts(conn, cat, "open-meteo", start=None,
+                                          end=date(2024, 9, 2))
+    assert previous_runs_asked() == [("2024-09-01", "2024-09-02")]   # backfill_days = 2
+    assert first["stations"][station] == 2 * 48 * 6                  # 2 runs x 48 h x 6
+    assert first["days"][station] == ["2024-09-01", "2024-09-02"]
+    again = open_meteo.backfill_forecasts(conn, cat, "open-meteo", start=None,
+                                          end=date(2024, 9, 2))
+    assert again["written"] == 0 and again["days"][station] is None
+    assert len(previous_runs_asked()) == 1                           # up to date: no request
+    later = open_meteo.backfill_forecasts(conn, cat, "open-meteo", start=None,
+                                          end=date(2024, 9, 3))
+    assert previous_runs_asked()[-1] == ("2024-09-03", "2024-09-03")
+    # the day's 24 hours x 6 variables x 2 runs, minus the null temperature of its last hour
+    assert later["stations"][station] == 2 * (24 * 6 - 1)
+    span = conn.execute("SELECT min(valid_at), max(valid_at), count(*) FROM weather_forecasts "
+                        "WHERE station_id = %s", (station,)).fetchone()
+    assert span == (START, datetime(2024, 9, 3, 23, tzinfo=UTC), 2 * 431)

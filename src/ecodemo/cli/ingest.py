@@ -139,17 +139,20 @@ for _spec in SOURCE_COMMANDS:
 @app.command("open-meteo-previous-runs")
 def open_meteo_previous_runs_cmd(
     source: str = typer.Argument("open-meteo", help="Catalogue source using open_meteo."),
-    start: str = typer.Option(..., "--start", help="First day of the forecasts' valid times "
-                              "(ISO 8601); Open-Meteo keeps past runs from January 2024."),
-    end: str = typer.Option(..., "--end", help="Last day of the valid times (ISO 8601)."),
+    start: str | None = typer.Option(
+        None, "--start", help="First day of the forecasts' valid times (ISO 8601); Open-Meteo "
+        "keeps past runs from January 2024. Default: the day after each station's last "
+        "backfilled hour (the source's backfill_days before --end for a new station)."),
+    end: str | None = typer.Option(None, "--end", help="Last day of the valid times (ISO "
+                                   "8601). Default: today (UTC)."),
     catalogue: Path | None = CATALOGUE_OPT,
 ) -> None:
     """Backfill weather forecasts as issued (what Open-Meteo forecast 1 and 2 days before each
-    hour) at the sites' coordinates, so backtests read forecasts, not observations."""
+    hour) at the sites' coordinates, so backtests read forecasts, not observations. The weather
+    DAG (ecodemo_weather_forecasts) runs it daily without --start."""
     from ecodemo.sensors import stages
 
-    first, last = _when(start, "--start"), _when(end, "--end")
-    assert first is not None and last is not None
+    first, last = _when(start, "--start"), _when(end, "--end") or datetime.now(UTC)
     res = stages.backfill_weather_forecasts(settings(), source, first, last,
                                             catalogue_path=catalogue)
     console.print(f"{source}: {res['written']:,} forecast values kept as issued")

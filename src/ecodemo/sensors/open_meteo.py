@@ -246,20 +246,40 @@ def parse_previous_runs(payload: Any, *, station: str, variables: tuple[str, ...
     return pd.concat(frames, ignore_index=True)
 
 
-def backfill_forecasts(conn: psycopg.Connection, cat: Catalogue, source: str, *, start: date,
-                       end: date, client: httpx.Client | None = None) -> dict[str, Any]:
+def _last_previous_run_ts(conn: psycopg.Connection, station: str) -> datetime | None:
+    row = conn.execute("SELECT max(valid_at) FROM weather_forecasts WHERE station_id = %s AND "
+                       "source = 'open-meteo:previous-runs'", (station,)).fetchone()
+    return row[0] if row else None
+
+
+def backfill_forecasts(conn: psycopg.Connection, cat: Catalogue, source: str, *,
+                       start: date | None, end: date,
+                       client: httpx.Client | None = None) -> dict[str, Any]:
     """Past forecasts as issued for each site of the source, from the Previous Runs API
-    (``previous_run_days`` runs back), into ``weather_forecasts``; existing issues are kept as
-    they are, so a rerun writes nothing."""
+    (``previous_run_days`` runs back), into ``weather_forecasts``, for the valid days (UTC)
+    ``start`` to ``end``; existing issues are kept as they are, so a rerun writes nothing.
+
+    ``start=None`` resumes each station after its last backfilled hour (the rolling backfill of
+    the weather DAG: it fills the days the live fetches missed), or, on a station with none yet,
+    ``backfill_days`` before ``end``; a station already up to ``end`` asks for nothing.
+    """
     p = cat.source_params.get(source)
     if not isinstance(p, OpenMeteoParams):
         raise ConfigError(f"{cat.path}: source '{source}' is not an open_meteo source")
     http = client or make_client(p.timeout_s)
-    out: dict[str, Any] = {"source": source, "stations": {}}
+    out: dict[str, Any] = {"source": source, "stations": {}, "days": {}}
     try:
         for site in _sites(cat, p):
             st = station_id(site.site_id)
-            q = request_params(site, p, start=start, end=end)
+            first = start
+            if first is None:
+                last = _last_previous_run_ts(conn, st)
+                first = ((last + timedelta(hours=1)).astimezone(UTC).date() if last is not None
+                         else end - timedelta(days=p.backfill_days - 1))
+            if first > end:
+                out["stations"][st], out["days"][st] = 0, None
+                continue
+            q = request_params(site, p, start=first, end=end)
             q["hourly"] = ",".join(f"{v}_previous_day{n}" for v in p.variables
                                    for n in p.previous_run_days)
             payload = fetch_hourly(http, p.previous_runs_url, q, source=source,
@@ -267,6 +287,7 @@ def backfill_forecasts(conn: psycopg.Connection, cat: Catalogue, source: str, *,
             frame = parse_previous_runs(payload, station=st, variables=p.variables,
                                         days=p.previous_run_days, source=source)
             out["stations"][st] = insert_forecasts(conn, frame, "open-meteo:previous-runs")
+            out["days"][st] = [first.isoformat(), end.isoformat()]
     finally:
         if client is None:
             http.close()

@@ -64,7 +64,9 @@ class OpenMeteoParams(_Params):
     forecast_days: int = Field(default=3, ge=1, le=16)
     timeout_s: float = Field(default=30.0, gt=0)
     retries: int = Field(default=4, ge=0, le=10)
-    backfill_days: int = Field(default=30, ge=1)
+    backfill_days: int = Field(
+        default=30, ge=1, description="Days fetched for a station with none stored yet (archive; "
+        "rolling backfill of forecasts as issued).")
 
 
 class FilesParams(_Params):

@@ -98,10 +98,13 @@ def ingest_source(settings: Settings, name: str, start: datetime | None = None,
     return result
 
 
-def backfill_weather_forecasts(settings: Settings, name: str, start: datetime, end: datetime,
-                               *, catalogue_path: Path | None = None) -> dict[str, Any]:
+def backfill_weather_forecasts(settings: Settings, name: str, start: datetime | None,
+                               end: datetime, *, catalogue_path: Path | None = None
+                               ) -> dict[str, Any]:
     """Past weather forecasts as issued for an open_meteo source (Open-Meteo's Previous Runs
-    API, :func:`ecodemo.sensors.open_meteo.backfill_forecasts`); measured as an ingest run."""
+    API, :func:`ecodemo.sensors.open_meteo.backfill_forecasts`), valid from ``start``'s day
+    (None: after each station's last backfilled hour) to ``end``'s day (the days in the
+    datetimes' own time zone); measured as an ingest run."""
     from ecodemo.sensors import open_meteo
 
     cat = load_catalogue(catalogue_path)
@@ -111,8 +114,9 @@ def backfill_weather_forecasts(settings: Settings, name: str, start: datetime, e
     with _store(settings) as conn:
         register_catalogue(conn, cat)
         with _tracked(settings, "ingest", name):
-            return open_meteo.backfill_forecasts(conn, cat, name, start=start.date(),
-                                                 end=end.date())
+            return open_meteo.backfill_forecasts(
+                conn, cat, name, start=start.date() if start is not None else None,
+                end=end.date())
 
 
 def ingest_all(settings: Settings, start: datetime | None = None, end: datetime | None = None,
