@@ -9,7 +9,6 @@ with the ``snapshot`` connector.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -23,8 +22,17 @@ import pyarrow.csv as pacsv
 
 from ecodemo import metering
 from ecodemo.config import Settings
+from ecodemo.energy import balance
 from ecodemo.errors import ConfigError
-from ecodemo.store import migrate, sites
+from ecodemo.store import (
+    evaluations,
+    forecasts,
+    ingested_files,
+    migrate,
+    sensor_quality,
+    sites,
+    weather,
+)
 from ecodemo.store.connection import open_database
 from ecodemo.store.ingest import (
     IngestCounts,
@@ -132,11 +140,7 @@ def ingest_snapshot_once(settings: Settings) -> dict[str, Any]:
                            f"at {done[0].isoformat()}"}
     counts = ingest_snapshot(settings)
     with db.connect(autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO ingested_files (content_sha256, path, counts) VALUES (%s, %s, %s::jsonb)"
-            " ON CONFLICT (content_sha256) DO NOTHING",
-            (fingerprint, f"{FINGERPRINT_PREFIX} {folder}", json.dumps(counts, default=str)),
-        )
+        ingested_files.record_file(conn, fingerprint, f"{FINGERPRINT_PREFIX} {folder}", counts)
     return counts
 
 
@@ -168,11 +172,11 @@ def _load_snapshot_keys(conn: psycopg.Connection, folder: Path) -> None:
                 cp.write(chunk)
     conn.execute("CREATE TEMP TABLE _snap_weather (ts timestamptz, station_id text) "
                  "ON COMMIT DROP")
-    weather = pacsv.read_csv(folder / WEATHER_FILE, convert_options=pacsv.ConvertOptions(
+    observed = pacsv.read_csv(folder / WEATHER_FILE, convert_options=pacsv.ConvertOptions(
         include_columns=["timestamp", "station_id"],
         column_types={"timestamp": pa.string(), "station_id": pa.string()}))
     with conn.cursor().copy("COPY _snap_weather FROM STDIN") as cp:
-        for ts, station in zip(*(weather.column(c).to_pylist()
+        for ts, station in zip(*(observed.column(c).to_pylist()
                                  for c in ("timestamp", "station_id")), strict=True):
             cp.write_row((ts, station))
     conn.execute("ANALYZE _snap_rows")
@@ -197,9 +201,9 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
     site_ids = [s.site_id for s in read_sites_csv(folder / SITES_FILE)]
     keep = sorted(set(keep_sensor_ids))
     out: dict[str, int] = {}
-
-    def delete(table: str, sql: str, params: dict[str, Any]) -> None:
-        out[table] = out.get(table, 0) + conn.execute(sql, params).rowcount
+    # Each table's rows go through its one writer. The registry imports LightGBM: only a purge
+    # needs it, not every importer of this module (the sensor catalogue is one).
+    from ecodemo.models import registry
 
     with conn.transaction():
         _load_snapshot_keys(conn, folder)
@@ -208,6 +212,8 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
                         FROM _snap_rows r JOIN sensors s USING (sensor_id) GROUP BY 1, 2""")
         conn.execute("""CREATE TEMP TABLE _snap_kind ON COMMIT DROP AS
                         SELECT kind, min(lo) AS lo, max(hi) AS hi FROM _snap_span GROUP BY 1""")
+        sensor_periods = conn.execute("SELECT sensor_id, lo, hi FROM _snap_span").fetchall()
+        kind_periods = conn.execute("SELECT kind, lo, hi FROM _snap_kind").fetchall()
         snap_sensors = [r[0] for r in conn.execute(
             "SELECT sensor_id FROM sensors WHERE site_id = ANY(%s) "
             "UNION SELECT sensor_id FROM _snap_span ORDER BY 1", (site_ids,))]
@@ -223,32 +229,22 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
             """SELECT m.model_id FROM models m LEFT JOIN _snap_kind k USING (kind)
                WHERE m.kind = ANY(%s) OR (m.train_start <= k.hi AND m.train_end >= k.lo)""",
             (gone_kinds,))]
-        p = {"models": models, "gone": gone, "kinds": gone_kinds, "snap": snap_sensors,
-             "files": [*SERIES_FILES, WEATHER_FILE],
-             "paths": [f"%/snapshot/{f}" for f in (*SERIES_FILES, WEATHER_FILE)]}
-        delete("forecasts", """DELETE FROM forecasts f WHERE f.model_id = ANY(%(models)s)
-               OR f.sensor_id = ANY(%(gone)s) OR EXISTS (SELECT 1 FROM _snap_span s
-               WHERE s.sensor_id = f.sensor_id AND f.issued_at BETWEEN s.lo AND s.hi)""", p)
-        delete("evaluations", """DELETE FROM evaluations t WHERE t.model_id = ANY(%(models)s)
-               OR t.sensor_id = ANY(%(gone)s) OR t.kind = ANY(%(kinds)s)
-               OR EXISTS (SELECT 1 FROM _snap_kind k WHERE k.kind = t.kind
-                          AND t.period_start <= k.hi AND t.period_end >= k.lo)""", p)
-        delete("balances", """DELETE FROM balances t WHERE t.model_id = ANY(%(models)s)
-               OR t.kind = ANY(%(kinds)s)
-               OR EXISTS (SELECT 1 FROM _snap_kind k WHERE k.kind = t.kind
-                          AND t.period_start <= k.hi AND t.period_end >= k.lo)""", p)
-        delete("model_choices", """DELETE FROM model_choices WHERE model_id = ANY(%(models)s)
-               OR kind = ANY(%(kinds)s)""", p)
+        files = [*SERIES_FILES, WEATHER_FILE]
+        out["forecasts"] = forecasts.delete_forecasts(
+            conn, model_ids=models, sensor_ids=gone, issued_within=sensor_periods)
+        out["evaluations"] = evaluations.delete_evaluations(
+            conn, model_ids=models, sensor_ids=gone, kinds=gone_kinds, kind_periods=kind_periods)
+        out["balances"] = balance.delete_balances(
+            conn, model_ids=models, kinds=gone_kinds, kind_periods=kind_periods)
+        out["model_choices"] = registry.delete_choices(conn, models, gone_kinds)
         out["compute_runs"] = metering.delete_runs(conn, model_ids=models, kinds=gone_kinds,
-                                                   ingest_files=p["files"])
-        delete("models", "DELETE FROM models WHERE model_id = ANY(%(models)s)", p)
-        delete("sensor_quality", "DELETE FROM sensor_quality WHERE sensor_id = ANY(%(snap)s)", p)
-        out["quarantine"] = delete_quarantined(conn, p["paths"])
-        delete("weather", """DELETE FROM weather w USING _snap_weather s WHERE w.source =
-               'observed' AND w.station_id = s.station_id AND w.ts = s.ts""", {})
+                                                   ingest_files=files)
+        out["models"] = registry.delete_models(conn, models)
+        out["sensor_quality"] = sensor_quality.delete_summaries(conn, snap_sensors)
+        out["quarantine"] = delete_quarantined(conn, [f"%/snapshot/{f}" for f in files])
+        out["weather"] = weather.delete_listed_observed(conn, "_snap_weather")
         out["sensors"] = sites.delete_sensors(conn, gone)
         out["sites"] = sites.delete_empty_sites(conn, site_ids, sorted(set(keep_site_ids)))
-        delete("ingested_files", "DELETE FROM ingested_files WHERE path LIKE %(prefix)s",
-               {"prefix": f"{FINGERPRINT_PREFIX} %"})
+        out["ingested_files"] = ingested_files.delete_paths_like(conn, f"{FINGERPRINT_PREFIX} %")
     refresh_hourly(conn)
     return {t: out.get(t, 0) for t in PURGED_TABLES}

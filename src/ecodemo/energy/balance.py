@@ -28,7 +28,7 @@ net: only its CO2 difference is avoided. A run whose energy was not measured is 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ import psycopg
 
 from ecodemo.energy.benefit import Avoided
 from ecodemo.energy.ranges import Span, as_dict, pair
+from ecodemo.store.periods import Period, period_arrays
 
 #: relative band (+/-) of an energy measured by a method (text of ``compute_runs``)
 Band = Callable[[str | None], float]
@@ -381,3 +382,17 @@ def upsert_balance(conn: psycopg.Connection, balance: Balance) -> None:
     conn.execute(_UPSERT, balance.as_row())
     if not conn.autocommit:
         conn.commit()
+
+
+def delete_balances(conn: psycopg.Connection, *, model_ids: Sequence[str],
+                    kinds: Sequence[str], kind_periods: Sequence[Period]) -> int:
+    """Delete the balances of these models or kinds, and those of a kind whose period overlaps
+    one of ``kind_periods``. In the caller's transaction; rows deleted."""
+    return int(conn.execute(
+        """DELETE FROM balances t WHERE t.model_id = ANY(%(models)s) OR t.kind = ANY(%(kinds)s)
+            OR EXISTS (SELECT 1 FROM unnest(%(period_key)s::text[],
+                           %(period_lo)s::timestamptz[], %(period_hi)s::timestamptz[])
+                           AS k(key, lo, hi) WHERE k.key = t.kind
+                       AND t.period_start <= k.hi AND t.period_end >= k.lo)""",
+        {"models": list(model_ids), "kinds": list(kinds),
+         **period_arrays(kind_periods)}).rowcount)

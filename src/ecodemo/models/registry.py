@@ -2,13 +2,15 @@
 
 Status: candidate -> promoted -> retired. Exactly one promoted model per kind (a partial unique
 index, migration 004, makes the database enforce it). Rollback re-promotes the model that was
-promoted before the current one.
+promoted before the current one. The one writer of ``models`` and ``model_choices`` (the ladder's
+choice per kind, :func:`record_choice`).
 """
 
 from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -144,3 +146,29 @@ def load(settings: Settings, row: ModelRow) -> tuple[Forecaster, dict[str, Any]]
     """Load a registered model's forecaster and metadata from its artefact folder."""
     folder = Path(row.artefact_path or Path(settings.models_dir) / row.model_id)
     return Forecaster.load(folder, num_threads=settings.num_threads)
+
+
+def record_choice(conn: psycopg.Connection, kind: str, chosen_name: str, model_id: str | None,
+                  tolerance: float, reason: str, candidates: list[dict[str, Any]]) -> None:
+    """Record which rung the ladder chose for ``kind`` and why, with every candidate's
+    figures (``model_choices``: the latest row is the kind's choice)."""
+    conn.execute(
+        """INSERT INTO model_choices (kind, chosen_name, model_id, tolerance, reason,
+               candidates) VALUES (%s,%s,%s,%s,%s,%s::jsonb)""",
+        (kind, chosen_name, model_id, tolerance, reason, json.dumps(candidates, default=str)))
+
+
+def delete_choices(conn: psycopg.Connection, model_ids: Sequence[str],
+                   kinds: Sequence[str]) -> int:
+    """Delete the choices of these models or kinds. In the caller's transaction; rows
+    deleted."""
+    return int(conn.execute(
+        "DELETE FROM model_choices WHERE model_id = ANY(%s) OR kind = ANY(%s)",
+        (list(model_ids), list(kinds))).rowcount)
+
+
+def delete_models(conn: psycopg.Connection, model_ids: Sequence[str]) -> int:
+    """Delete these models' rows (their artefact folders stay on disk). In the caller's
+    transaction; rows deleted."""
+    return int(conn.execute("DELETE FROM models WHERE model_id = ANY(%s)",
+                            (list(model_ids),)).rowcount)

@@ -7,7 +7,6 @@ is wrapped by the energy tracker (stages "train", "predict", "backtest"), so eac
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from ecodemo.models.panel import Panel
 from ecodemo.models.specs import load_ladder_spec
 from ecodemo.store import evaluations
 from ecodemo.store.connection import open_database
+from ecodemo.store.forecasts import ForecastRow, upsert_forecasts
 from ecodemo.store.kinds import kinds_with_readings
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,7 @@ def run_ladder(settings: Settings, kind: str, horizon_h: float = 24,
                 [(r["name"], row.model_id if r["name"] == chosen else None, per_rung[r["name"]],
                   {**details, **extras[r["name"]]}) for r in results],
                 sensor_details=per_origin)
-            conn.execute(
-                """INSERT INTO model_choices (kind, chosen_name, model_id, tolerance, reason,
-                       candidates) VALUES (%s,%s,%s,%s,%s,%s::jsonb)""",
-                (kind, chosen, row.model_id, tol, reason, json.dumps(results, default=str)))
+            registry.record_choice(conn, kind, chosen, row.model_id, tol, reason, results)
     models = [{k: r.get(k) for k in MODEL_FIELDS} for r in results]
     return {"kind": kind, "horizon_hours": horizon_h, "sensors": len(panel.sensors),
             "folds": len(origins), "protocol": proto, "weather": weather, "models": models,
@@ -274,7 +271,7 @@ def _write_forecasts(conn: psycopg.Connection, model_id: str, issued_at: datetim
                      panel: Panel, origin: int, p10: np.ndarray, p50: np.ndarray,
                      p90: np.ndarray) -> int:
     step_h = panel.step / pd.Timedelta(hours=1)
-    rows = []
+    rows: list[ForecastRow] = []
     for k in range(p50.shape[0]):
         # UTC grid: continuous across the 23 h / 25 h DST days
         ts = (panel.times[origin] + (k + 1) * panel.step).to_pydatetime()
@@ -283,13 +280,7 @@ def _write_forecasts(conn: psycopg.Connection, model_id: str, issued_at: datetim
                 continue
             rows.append((sid, model_id, issued_at, ts, (k + 1) * step_h,
                          float(p10[k, j]), float(p50[k, j]), float(p90[k, j])))
-    with conn.cursor() as cur, conn.transaction():
-        cur.executemany(
-            """INSERT INTO forecasts (sensor_id, model_id, issued_at, ts, horizon_h, p10, p50, p90)
-               VALUES (%s,%s,%s,%s,%s,%s,%s,%s)
-               ON CONFLICT (sensor_id, model_id, issued_at, ts) DO UPDATE SET
-                 horizon_h = EXCLUDED.horizon_h, p10 = EXCLUDED.p10, p50 = EXCLUDED.p50,
-                 p90 = EXCLUDED.p90""", rows)
+    upsert_forecasts(conn, rows)
     return len(rows)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from ecodemo.store.ingest import (
     validate,
     write_batch,
 )
+from ecodemo.store.ingested_files import record_file
 
 log = logging.getLogger(__name__)
 LONG = ("timestamp", "site_id", "value", "unit")
@@ -197,10 +197,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, p: FilesParams, *,
             counts.add(ingest_table(conn, table.slice(start, batch_rows), source, sensors,
                                     first_line=start + 2))
     try:
-        conn.execute(
-            "INSERT INTO ingested_files (content_sha256, path, counts) VALUES (%s,%s,%s::jsonb) "
-            "ON CONFLICT (content_sha256) DO NOTHING",
-            (digest, source, json.dumps(counts.as_dict())))
+        record_file(conn, digest, source, counts.as_dict())
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"could not record {path.name} as processed: {exc}") from exc
     return {"file": str(path), "status": "ingested", **counts.as_dict()}

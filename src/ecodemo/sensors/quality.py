@@ -10,7 +10,8 @@ Pure detectors on a time-indexed series (UTC) return boolean masks:
 - gaps: steps longer than 1.5x the nominal resolution.
 Duplicates, unknown units, DST-ambiguous stamps and out-of-range values are quarantined at
 ingestion; their counts come from ``quarantine``. Results go to ``readings.quality_flags``
-(check bits, named in ``quality_flag_names``) and ``sensor_quality`` (per sensor).
+(check bits, named in ``quality_flag_names``) and ``sensor_quality`` (per sensor), through
+those tables' writers (``store.ingest``, ``store.sensor_quality``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import psycopg
 from ecodemo.cadence import infer_step
 from ecodemo.solar import analytic_elevation_deg
 from ecodemo.store.ingest import CHECK_FLAGS_MASK, set_check_flags
+from ecodemo.store.sensor_quality import upsert_summary
 
 FLAG_SPIKE = 8
 FLAG_FLAT_LINE = 16
@@ -217,19 +219,13 @@ def check_sensor_in_store(conn: psycopg.Connection, sensor_id: str, *, window_da
         # recompute the check bits over the window: clear, then set where found
         set_check_flags(conn, sensor_id, s.index.min().to_pydatetime() if len(s) else None,
                         [(s.index[i].to_pydatetime(), int(rep.flags[i])) for i in flagged])
-        conn.execute(
-            """INSERT INTO sensor_quality (sensor_id, checked_at, first_ts, last_ts, n_readings,
-                   n_gaps, longest_gap, n_flagged, n_quarantined, flags)
-               VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
-               ON CONFLICT (sensor_id) DO UPDATE SET checked_at = now(),
-                 first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts,
-                 n_readings = EXCLUDED.n_readings, n_gaps = EXCLUDED.n_gaps,
-                 longest_gap = EXCLUDED.longest_gap, n_flagged = EXCLUDED.n_flagged,
-                 n_quarantined = EXCLUDED.n_quarantined, flags = EXCLUDED.flags""",
-            (sensor_id, rep.first_ts.to_pydatetime() if rep.first_ts is not None else None,
-             rep.last_ts.to_pydatetime() if rep.last_ts is not None else None, rep.n_readings,
-             len(rep.gaps), longest.to_pytimedelta() if longest is not None else None,
-             n_flagged, n_quarantined, json.dumps(summary)))
+        upsert_summary(
+            conn, sensor_id,
+            first_ts=rep.first_ts.to_pydatetime() if rep.first_ts is not None else None,
+            last_ts=rep.last_ts.to_pydatetime() if rep.last_ts is not None else None,
+            n_readings=rep.n_readings, n_gaps=len(rep.gaps),
+            longest_gap=longest.to_pytimedelta() if longest is not None else None,
+            n_flagged=n_flagged, n_quarantined=n_quarantined, flags_json=json.dumps(summary))
     return {"sensor_id": sensor_id, "n_readings": rep.n_readings,
             "first_ts": rep.first_ts.isoformat() if rep.first_ts is not None else None,
             "last_ts": rep.last_ts.isoformat() if rep.last_ts is not None else None,

@@ -10,10 +10,13 @@ coverage per lead group, weather provenance for backtests).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from ecodemo.store.periods import Period, period_arrays
 
 _UPSERT = """
 INSERT INTO evaluations (source, kind, model_name, model_id, sensor_id, horizon_h, period_start,
@@ -59,3 +62,19 @@ def write_backtest(conn: psycopg.Connection, kind: str, horizon_h: float, start:
                                    default=str)}
             for name, model_id, figures, details in rungs for sid, m in figures.items()]
     return write_evaluations(conn, rows)
+
+
+def delete_evaluations(conn: psycopg.Connection, *, model_ids: Sequence[str],
+                       sensor_ids: Sequence[str], kinds: Sequence[str],
+                       kind_periods: Sequence[Period]) -> int:
+    """Delete the evaluations of these models, sensors or kinds, and those of a kind whose
+    period overlaps one of ``kind_periods``. In the caller's transaction; rows deleted."""
+    return int(conn.execute(
+        """DELETE FROM evaluations t WHERE t.model_id = ANY(%(models)s)
+            OR t.sensor_id = ANY(%(sensors)s) OR t.kind = ANY(%(kinds)s)
+            OR EXISTS (SELECT 1 FROM unnest(%(period_key)s::text[],
+                           %(period_lo)s::timestamptz[], %(period_hi)s::timestamptz[])
+                           AS k(key, lo, hi) WHERE k.key = t.kind
+                       AND t.period_start <= k.hi AND t.period_end >= k.lo)""",
+        {"models": list(model_ids), "sensors": list(sensor_ids), "kinds": list(kinds),
+         **period_arrays(kind_periods)}).rowcount)

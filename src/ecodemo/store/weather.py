@@ -1,7 +1,8 @@
 """Weather observations into the long ``weather`` table (station, ts, variable, value).
 
 Accepts the wide layout of the bundled SYNOP file: ``timestamp,station_id,<variable>...`` with
-units in the variable names (``temp_c``, ``cloud_cover_pct``...). Idempotent upsert.
+units in the variable names (``temp_c``, ``cloud_cover_pct``...). Idempotent upsert. The one
+writer of ``weather``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from ecodemo.errors import InputError
 
@@ -62,3 +64,13 @@ def upsert_weather(conn: psycopg.Connection, frame: pd.DataFrame, source: str = 
 
 def ingest_weather_csv(conn: psycopg.Connection, path: Path, source: str = "observed") -> int:
     return upsert_weather(conn, read_wide_weather(path), source)
+
+
+def delete_listed_observed(conn: psycopg.Connection, keys_table: str) -> int:
+    """Delete the observed weather whose (station_id, ts) is a row of the table ``keys_table``
+    (a temporary table of keys, e.g. a file's), every variable. In the caller's transaction;
+    rows deleted."""
+    return int(conn.execute(sql.SQL(
+        "DELETE FROM weather w USING {} s WHERE w.source = 'observed' "
+        "AND w.station_id = s.station_id AND w.ts = s.ts").format(sql.Identifier(keys_table))
+    ).rowcount)
