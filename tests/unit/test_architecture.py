@@ -1,0 +1,190 @@
+"""The package's shape, checked on its source: one module writes each table, imports point down
+and never in a circle, modules stay small (issue 16).
+
+Writes are found in the string literals of ``src/ecodemo`` (docstrings and comments excluded) and
+in the migrations' SQL: ``INSERT INTO``, ``UPDATE ... SET``, ``DELETE FROM``, ``TRUNCATE``,
+``COPY ... FROM``, ``MERGE INTO`` and TimescaleDB's ``drop_chunks`` / ``add_retention_policy`` /
+``refresh_continuous_aggregate``, on the tables and views the migrations create (temporary
+staging tables are the writing module's own business). Tests may write tables directly.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+PACKAGE = SRC / "ecodemo"
+MIGRATIONS = PACKAGE / "store" / "migrations"
+#: The migrations folder is one writer (seed rows of the tables it creates).
+MIGRATIONS_MODULE = "ecodemo.store.migrations"
+MAX_LINES = 400
+
+_TABLE = r"(?:\w+\.)?\"?(\w+)\"?"
+_WRITES = [re.compile(p, re.IGNORECASE) for p in (
+    rf"\bINSERT\s+INTO\s+{_TABLE}",
+    rf"\bUPDATE\s+(?:ONLY\s+)?(?!SET\b){_TABLE}(?:\s+(?:AS\s+)?\w+)?\s+SET\b",
+    rf"\bDELETE\s+FROM\s+(?:ONLY\s+)?{_TABLE}",
+    rf"\bTRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?{_TABLE}",
+    rf"\bCOPY\s+{_TABLE}\s*(?:\([^)]*\))?\s+FROM\b",
+    rf"\bMERGE\s+INTO\s+{_TABLE}",
+    rf"\bREFRESH\s+MATERIALIZED\s+VIEW\s+(?:CONCURRENTLY\s+)?{_TABLE}",
+    r"\b(?:drop_chunks|add_retention_policy|refresh_continuous_aggregate)\s*\(\s*'(\w+)'",
+)]
+#: A write whose target is filled in at run time cannot be attributed: it must name its table.
+_DYNAMIC = re.compile(r"\b(?:INSERT\s+INTO|DELETE\s+FROM|UPDATE|TRUNCATE|COPY)\s+\{",
+                      re.IGNORECASE)
+_CREATES = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?(?:TABLE|VIEW)\s+"
+                      r"(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sql_strings(tree: ast.AST) -> list[str]:
+    """String literals of a module, docstrings left out; f-strings with ``{}`` placeholders."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            out.append("".join(v.value if isinstance(v, ast.Constant) else "{}"
+                               for v in node.values))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in docstrings):
+            out.append(node.value)
+    return out
+
+
+def _sources() -> list[tuple[str, str]]:
+    """(module, text) for every Python module's SQL-bearing strings and every migration."""
+    out = [(_module_name(p), "\n".join(_sql_strings(ast.parse(p.read_text(encoding="utf-8")))))
+           for p in sorted(PACKAGE.rglob("*.py"))]
+    out += [(MIGRATIONS_MODULE, p.read_text(encoding="utf-8"))
+            for p in sorted(MIGRATIONS.glob("*.sql"))]
+    return out
+
+
+def known_tables(sources: list[tuple[str, str]]) -> set[str]:
+    """The tables and views the migrations (SQL files and migrate.py) create."""
+    return {m.group(1).lower() for _, text in sources for m in _CREATES.finditer(text)}
+
+
+def writers(sources: list[tuple[str, str]] | None = None) -> dict[str, set[str]]:
+    """Table -> the modules whose SQL writes it."""
+    sources = _sources() if sources is None else sources
+    tables = known_tables(sources)
+    out: dict[str, set[str]] = defaultdict(set)
+    for module, text in sources:
+        for pattern in _WRITES:
+            for m in pattern.finditer(text):
+                if m.group(1).lower() in tables:
+                    out[m.group(1).lower()].add(module)
+    return dict(out)
+
+
+def test_the_scanner_sees_each_kind_of_write() -> None:
+    """The checks below can fail: every statement form is attributed to its module."""
+    sql = ast.parse('''
+"""INSERT INTO sites is prose in a docstring"""
+A = "INSERT INTO sites (site_id) VALUES (%s) ON CONFLICT (site_id) DO UPDATE SET name = 1"
+B = """UPDATE readings r SET quality_flags = 0"""
+C = "DELETE FROM public.sensors WHERE true"
+D = "COPY weather (ts) FROM STDIN"
+E = "TRUNCATE quarantine"
+F = f"SELECT drop_chunks('forecasts', older_than => {1})"
+G = "COPY _stage FROM STDIN"
+H = "SELECT 1 FROM models FOR UPDATE"
+''')
+    text = "\n".join(_sql_strings(sql))
+    sources = [("a", "CREATE TABLE IF NOT EXISTS sites (); CREATE TABLE readings ();"
+                     "CREATE TABLE sensors (); CREATE TABLE weather (); CREATE TABLE models ();"
+                     "CREATE TABLE quarantine (); CREATE TABLE forecasts ();"
+                     "CREATE TEMP TABLE _stage ();"), ("m", text), ("n", A_SECOND_WRITER)]
+    assert writers(sources) == {"sites": {"m", "n"}, "readings": {"m"}, "sensors": {"m"},
+                                "weather": {"m"}, "quarantine": {"m"}, "forecasts": {"m"}}
+
+
+A_SECOND_WRITER = "INSERT INTO sites (site_id) VALUES ('x')"
+
+
+def test_each_table_has_one_writing_module() -> None:
+    found = writers()
+    assert {"readings", "compute_runs", "sites", "sensors", "quarantine"} <= set(found)
+    shared = {t: sorted(m) for t, m in sorted(found.items()) if len(m) > 1}
+    assert not shared, "tables written by more than one module (one owner per table; call " \
+        "its functions instead):\n" + "\n".join(f"  {t}: {', '.join(m)}" for t, m in
+                                               shared.items())
+
+
+def test_no_write_to_a_table_named_at_run_time() -> None:
+    hits = [m for m, text in _sources() if _DYNAMIC.search(text)]
+    assert not hits, f"SQL writes whose table is filled in at run time: {hits}"
+
+
+def test_the_documented_owners_are_the_writers() -> None:
+    """docs/architecture.md's table of owners says what the code does."""
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented = {m.group(1): m.group(2) for m in re.finditer(
+        r"^\| `(\w+)` \| `([\w.]+)` \|", doc, re.MULTILINE)}
+    actual = {t: next(iter(m)) for t, m in writers().items() if len(m) == 1}
+    assert documented == actual
+
+
+def test_modules_stay_small() -> None:
+    big = {_module_name(p): n for p in PACKAGE.rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not big, f"modules over {MAX_LINES} lines: {big}"
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> the ecodemo modules it imports (lazy imports inside functions included)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    out: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                             for a in node.names)
+        out[name] = {m for m in found if m in modules and m != name}
+    return out
+
+
+def test_no_import_cycle() -> None:
+    graph = _imports()
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            cycle = visit(start)
+            assert cycle is None, "import cycle: " + " -> ".join(cycle)
