@@ -22,9 +22,9 @@ import pyarrow.csv as pacsv
 
 from ecodemo import metering
 from ecodemo.config import Settings
-from ecodemo.energy import balance
 from ecodemo.errors import ConfigError
 from ecodemo.store import (
+    balances,
     evaluations,
     forecasts,
     ingested_files,
@@ -234,7 +234,7 @@ def purge_snapshot(conn: psycopg.Connection, *, keep_sensor_ids: Iterable[str] =
             conn, model_ids=models, sensor_ids=gone, issued_within=sensor_periods)
         out["evaluations"] = evaluations.delete_evaluations(
             conn, model_ids=models, sensor_ids=gone, kinds=gone_kinds, kind_periods=kind_periods)
-        out["balances"] = balance.delete_balances(
+        out["balances"] = balances.delete_balances(
             conn, model_ids=models, kinds=gone_kinds, kind_periods=kind_periods)
         out["model_choices"] = registry.delete_choices(conn, models, gone_kinds)
         out["compute_runs"] = metering.delete_runs(conn, model_ids=models, kinds=gone_kinds,

@@ -28,7 +28,7 @@ net: only its CO2 difference is avoided. A run whose energy was not measured is 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,7 @@ import psycopg
 
 from ecodemo.energy.benefit import Avoided
 from ecodemo.energy.ranges import Span, as_dict, pair
-from ecodemo.store.periods import Period, period_arrays
+from ecodemo.store import balances
 
 #: relative band (+/-) of an energy measured by a method (text of ``compute_runs``)
 Band = Callable[[str | None], float]
@@ -359,40 +359,6 @@ def breakeven_statement(key: str, unit: str, value: float | None, used: float,
     return f"this service pays back if {key} is at least {value:.3g} {unit} (assumed {used:g})"
 
 
-_UPSERT = """
-INSERT INTO balances (kind, model_id, period_start, period_end, evaluated_at, ingest_kwh,
-    train_kwh, predict_kwh, compute_kwh, compute_kgco2e, avoided_kwh, avoided_kgco2e, net_kgco2e,
-    benefit_cost_ratio, payback_hours, breakeven, method, assumptions)
-VALUES (%(kind)s, %(model_id)s, %(period_start)s, %(period_end)s, now(), %(ingest_kwh)s,
-    %(train_kwh)s, %(predict_kwh)s, %(compute_kwh)s, %(compute_kgco2e)s, %(avoided_kwh)s,
-    %(avoided_kgco2e)s, %(net_kgco2e)s, %(benefit_cost_ratio)s, %(payback_hours)s,
-    %(breakeven)s::jsonb, %(method)s, %(assumptions)s::jsonb)
-ON CONFLICT (kind, model_id, period_start, period_end) DO UPDATE SET
-    evaluated_at = EXCLUDED.evaluated_at, ingest_kwh = EXCLUDED.ingest_kwh,
-    train_kwh = EXCLUDED.train_kwh, predict_kwh = EXCLUDED.predict_kwh,
-    compute_kwh = EXCLUDED.compute_kwh, compute_kgco2e = EXCLUDED.compute_kgco2e,
-    avoided_kwh = EXCLUDED.avoided_kwh, avoided_kgco2e = EXCLUDED.avoided_kgco2e,
-    net_kgco2e = EXCLUDED.net_kgco2e, benefit_cost_ratio = EXCLUDED.benefit_cost_ratio,
-    payback_hours = EXCLUDED.payback_hours, breakeven = EXCLUDED.breakeven,
-    method = EXCLUDED.method, assumptions = EXCLUDED.assumptions
-"""
-
-
 def upsert_balance(conn: psycopg.Connection, balance: Balance) -> None:
-    conn.execute(_UPSERT, balance.as_row())
-    if not conn.autocommit:
-        conn.commit()
-
-
-def delete_balances(conn: psycopg.Connection, *, model_ids: Sequence[str],
-                    kinds: Sequence[str], kind_periods: Sequence[Period]) -> int:
-    """Delete the balances of these models or kinds, and those of a kind whose period overlaps
-    one of ``kind_periods``. In the caller's transaction; rows deleted."""
-    return int(conn.execute(
-        """DELETE FROM balances t WHERE t.model_id = ANY(%(models)s) OR t.kind = ANY(%(kinds)s)
-            OR EXISTS (SELECT 1 FROM unnest(%(period_key)s::text[],
-                           %(period_lo)s::timestamptz[], %(period_hi)s::timestamptz[])
-                           AS k(key, lo, hi) WHERE k.key = t.kind
-                       AND t.period_start <= k.hi AND t.period_end >= k.lo)""",
-        {"models": list(model_ids), "kinds": list(kinds),
-         **period_arrays(kind_periods)}).rowcount)
+    """Store a balance through the table's one writer (:mod:`ecodemo.store.balances`)."""
+    balances.upsert_balance_row(conn, balance.as_row())
