@@ -341,3 +341,21 @@ def test_error_reduction_interval_from_the_test_origins(settings, conn, snapshot
     naive = next(x for x in solar["secondary_counterfactuals"]
                  if x["counterfactual"] == "seasonal_naive")
     assert naive["error_reduction_range"] == pytest.approx([1.0 * to_mw, 3.0 * to_mw])
+
+
+def test_naive_value_found_whole_seasons_before_a_long_lead(conn, bike_data) -> None:
+    """A forecast issued 200 h ahead: its seasonal-naive value is two weeks (336 h) before the
+    target, further back than the span of the targets (the readings are read only within a
+    bounded range, so the bound must reach it)."""
+    from ecodemo.energy.accuracy import forecasts_with_actuals
+
+    sensor, actual = bike_data
+    _model(conn, BIKE_MODEL, "bike")
+    target = datetime(2021, 3, 20, 12, tzinfo=UTC)
+    conn.execute("INSERT INTO forecasts (sensor_id, model_id, issued_at, ts, horizon_h, p10, "
+                 "p50, p90) VALUES (%s, %s, %s, %s, 200, 1, 2, 3)",
+                 (sensor, BIKE_MODEL, target - timedelta(hours=200), target))
+    frame = forecasts_with_actuals(conn)
+    assert len(frame) == 1
+    assert frame["actual"].iloc[0] == actual[target]
+    assert frame["naive"].iloc[0] == actual[target - timedelta(hours=336)]
