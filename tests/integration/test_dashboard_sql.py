@@ -243,3 +243,37 @@ def test_history_panel_sums_sites_per_kind_past_the_line_limit(filled_store: Fil
     assert got and len(got) == len(expected)
     for ts, v in got.items():
         assert float(v) == pytest.approx(float(expected[ts]), rel=1e-9), ts
+
+
+def test_now_panel_shows_each_sensors_last_24_hours(filled_store: FilledStore) -> None:
+    """Each chosen sensor's readings in the 24 h up to its latest reading at or before the end
+    of the period, however long ago that is (sensors of different kinds stop years apart in
+    the store: one range scan per distinct latest time must still give each its own 24 h)."""
+    from ecodemo.dashboards.territory import NOW_SQL
+
+    with psycopg.connect(filled_store.url, autocommit=True) as conn:
+        sites = [r[0] for r in conn.execute("SELECT site_id FROM sites ORDER BY 1")]
+        chosen = sites[::2]
+        # the end of the period: before some sensors' last reading, after others'
+        end = conn.execute("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY last) FROM "
+                           "(SELECT max(ts) AS last FROM readings GROUP BY sensor_id) x"
+                           ).fetchone()[0]
+        ctx = QueryContext(end - timedelta(days=2), end, {"site": Variable(chosen)},
+                           interval_ms=3_600_000)
+        got = conn.execute(expand(NOW_SQL, ctx)).fetchall()
+        expected = conn.execute(
+            """SELECT r.ts, r.sensor_id, r.value FROM sensors se
+               JOIN LATERAL (SELECT max(ts) AS last_ts FROM readings
+                             WHERE sensor_id = se.sensor_id AND ts <= %s) l ON true
+               JOIN readings r ON r.sensor_id = se.sensor_id
+                AND r.ts > l.last_ts - interval '24 hours' AND r.ts <= l.last_ts
+               WHERE se.site_id = ANY(%s)""", (end, chosen)).fetchall()
+    last_ts = {}
+    for ts, sensor, _v in expected:
+        last_ts[sensor] = max(ts, last_ts.get(sensor, ts))
+    assert len(set(last_ts.values())) > 1, "the case needs sensors ending at different times"
+    assert [t for t, _m, _v in got] == sorted(t for t, _m, _v in got)
+    assert sorted((t, float(v)) for t, _m, v in got) == \
+        sorted((t, float(v)) for t, _s, v in expected)
+    # one line per sensor, each labelled with its site and unit
+    assert len({m for _t, m, _v in got}) == len(last_ts)

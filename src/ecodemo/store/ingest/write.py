@@ -106,6 +106,44 @@ def classify(conn: psycopg.Connection, batch: ValidatedBatch) -> tuple[np.ndarra
     return new, changed
 
 
+# TimescaleDB: the chunks of readings that overlap a batch's time range, oldest first.
+_OVERLAPPING_CHUNKS = """
+SELECT chunk_schema, chunk_name
+FROM timescaledb_information.chunks
+WHERE hypertable_schema = current_schema() AND hypertable_name = 'readings'
+  AND range_end > %s AND range_start <= %s
+ORDER BY range_start
+"""
+
+
+def _lock_chunks_first(conn: psycopg.Connection, batch: ValidatedBatch) -> None:
+    """On a hypertable, take the write lock on every chunk the batch overlaps before reading.
+
+    Why: ``classify`` reads the stored rows first (ACCESS SHARE on each chunk), and the COPY
+    then needs ROW EXCLUSIVE. If TimescaleDB's compression job takes its SHARE lock on one of
+    those chunks in between, the COPY waits for the job and the job, which ends by taking
+    ACCESS EXCLUSIVE to swap in the compressed data, waits for our ACCESS SHARE: a deadlock
+    (seen when old data is ingested while the policy runs). Taking ROW EXCLUSIVE first makes
+    the job wait for the batch, or the batch for the job, never both. Also lifts TimescaleDB's
+    per-transaction cap on decompressed rows (100,000 by default): correcting or backfilling
+    a compressed range decompresses the batch's segments, a bounded amount for a batch (a few
+    times its rows), and the cap would reject the batch outright.
+    """
+    if conn.execute("SELECT to_regclass('timescaledb_information.chunks')").fetchone() \
+            == (None,):
+        return
+    conn.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
+    if not batch.n_good:
+        return
+    lo = _EPOCH + timedelta(microseconds=int(batch.ts_us.min()))
+    hi = _EPOCH + timedelta(microseconds=int(batch.ts_us.max()))
+    chunks = [sql.Identifier(schema, name)
+              for schema, name in conn.execute(_OVERLAPPING_CHUNKS, (lo, hi))]
+    if chunks:
+        conn.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(chunks)))
+
+
 def _upsert_rows(conn: psycopg.Connection, batch: ValidatedBatch, rows: np.ndarray
                  ) -> tuple[int, int]:
     """Staging COPY + one upsert for ``rows``; returns (inserted, updated). In caller's txn."""
@@ -165,6 +203,7 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
         try:
             with conn.transaction():
                 inserted = updated = 0
+                _lock_chunks_first(conn, batch)
                 if batch.n_good:
                     new, changed = classify(conn, batch)
                     slow = changed
