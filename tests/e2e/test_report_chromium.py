@@ -38,28 +38,37 @@ def _chromium(tmp: Path, *args: str, size: str = "1280,2400") -> subprocess.Comp
 
 class _Visible(HTMLParser):
     """Text a reader reads as words (scripts, styles and identifiers marked as <code> left
-    out) and the table headers."""
+    out), the table headers, and the words in the page's language (proper names marked
+    ``translate="no"``, such as a source's full site name, left out too)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.skip = 0
+        self.names: list[str] = []    # open tags, with 'name' for a translate="no" one
         self.text: list[str] = []
+        self.words: list[str] = []
         self.headers: list[str] = []
         self._in_th = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.skip += tag in ("script", "style", "code")
+        if tag not in ("br", "img", "input", "meta", "link", "hr", "wbr"):
+            self.names.append("name" if ("translate", "no") in attrs else tag)
         if tag == "th":
             self._in_th = True
             self.headers.append("")
 
     def handle_endtag(self, tag: str) -> None:
         self.skip -= tag in ("script", "style", "code")
+        while self.names and self.names.pop() not in (tag, "name"):
+            pass
         self._in_th = self._in_th and tag != "th"
 
     def handle_data(self, data: str) -> None:
         if not self.skip:
             self.text.append(data)
+            if "name" not in self.names:
+                self.words.append(data)
             if self._in_th:
                 self.headers[-1] += data
 
@@ -76,6 +85,31 @@ def unreadable(page: str) -> dict[str, list[str]]:
         "headers": [h for h in v.headers if "_" in h or not h.strip()],
     }
     return {k: sorted(set(x))[:10] for k, x in found.items() if x}
+
+
+# English words that are no French word: one in the French report's visible text is a
+# sentence left untranslated (proper names are marked translate="no"; units and code apart)
+ENGLISH = ("the", "of", "and", "with", "from", "which", "is", "are", "was", "were", "not",
+           "by", "for", "to", "has", "have", "this", "that", "when", "only", "than", "into",
+           "its", "been", "each", "their", "they", "runs")
+
+
+def english_words(page: str) -> list[str]:
+    """Where English shows in a French page: each English word with its context."""
+    v = _Visible()
+    v.feed(page)
+    text = " ".join(" ".join(v.words).split())
+    return sorted({text[max(0, m.start() - 40):m.end() + 40] for m in re.finditer(
+        r"\b(?:" + "|".join(ENGLISH) + r")\b", text, re.IGNORECASE)})[:10]
+
+
+def test_english_words_catches_what_it_should() -> None:
+    assert english_words("<p>0 of 172 runs used a GPU</p>") != []
+    assert english_words("<li>Vélo : error reduction from backtest</li>") != []
+    # a proper name, an identifier and French that looks English are not sentences
+    assert english_words('<td><span translate="no">Paris bike counter: Face to the '
+                         'river</span></td><p><code>is_the_one</code> un an, or, on a</p>'
+                         '<p>Estimée par CodeCarbon (TDP 8 W), 1 234 kWh</p>') == []
 
 
 def test_unreadable_catches_what_it_should() -> None:
@@ -99,12 +133,13 @@ def test_report_reads_as_a_person_sees_it(filled_store: FilledStore, tmp_path: P
     assert text.count("L'hypothèse qui décide") == len(cards)
     assert "rentable si au moins" in text and "ampoule LED de 10" in text
     assert unreadable(text) == {}
+    assert english_words(text) == []   # French throughout, the specialists' details too
     assert 'class="untranslated"' not in text   # every table header has its words
     # short names shown, full names on hover
     assert 'title="Paris bike counter: 28 boulevard Diderot O-E' in text
     assert ">Vélos bd Diderot O-E<" in text
-    assert ("<td>Paris bike counter: 28 boulevard Diderot O-E (site 28 boulevard Diderot, "
-            "id 100007049)</td>") in text   # and in the sites' detail table
+    assert ('<td><span translate="no">Paris bike counter: 28 boulevard Diderot O-E (site 28 '
+            'boulevard Diderot, id 100007049)</span></td>') in text   # and in the sites' table
     n_charts = len(re.findall(r'class="chart" id="', text))
     assert n_charts >= 10
 

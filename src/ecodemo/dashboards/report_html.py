@@ -14,6 +14,7 @@ from typing import Any
 from ecodemo.dashboards import humanize as hz
 from ecodemo.dashboards import verdict
 from ecodemo.dashboards.common import KIND_NAMES
+from ecodemo.dashboards.evidence import balance_method, practice_evidence
 from ecodemo.dashboards.labels import Lang, labels
 from ecodemo.dashboards.report_tables import MethodLegend, rung_words, table
 
@@ -22,13 +23,13 @@ def _e(s: Any) -> str:
     return html.escape(str(s))
 
 
-_IDENT = re.compile(r"\b[A-Za-z]\w*_\w+\b")
+_IDENT = re.compile(r"`([^`]+)`|\b([A-Za-z]\w*_\w+)\b")
 
 
 def _prose(text: str) -> str:
     """Free text written by the pipeline (evidence, methods): escaped, with the identifiers it
-    names (tables, settings) marked as code rather than read as words."""
-    return _IDENT.sub(lambda m: f"<code>{m.group(0)}</code>", html.escape(text))
+    names (tables, settings, `commands`) marked as code rather than read as words."""
+    return _IDENT.sub(lambda m: f"<code>{m.group(1) or m.group(2)}</code>", html.escape(text))
 
 
 def _kind(kind: str, lang: Lang) -> str:
@@ -81,7 +82,7 @@ def _practices(practices: list[dict[str, Any]], lang: Lang) -> str:
     rows = "".join(
         f"<tr><td>{_e(t.get('practice.' + str(p['practice']), p['practice']))}</td>"
         f"<td>{_e(t[answer.get(p.get('applied'), 'practices.unknown')])}</td>"
-        f"<td>{_prose(rung_words(str(p.get('evidence') or ''), t))}</td></tr>" for p in practices)
+        f"<td>{_prose(practice_evidence(p, lang))}</td></tr>" for p in practices)
     head = "".join(f"<th>{_e(t['practices.col.' + c])}</th>"
                    for c in ("practice", "applied", "evidence"))
     return (f'<div class="table-wrap" tabindex="0"><table><thead><tr>{head}</tr></thead>'
@@ -89,12 +90,14 @@ def _practices(practices: list[dict[str, Any]], lang: Lang) -> str:
 
 
 def _balance_methods(rows: tuple[list[str], list[Any]], lang: Lang) -> str:
-    """How each balance was computed, as the balance wrote it (in English), once per kind."""
+    """How each balance was computed, in words from its stored assumptions (the English
+    ``method`` text stays in the exports)."""
     t = labels(lang)
     cols, data = rows
-    ki, mi = cols.index("kind"), cols.index("method")
-    items = "".join(f"<li><b>{_e(_kind(r[ki], lang))}</b> : "
-                    f"{_prose(rung_words(str(r[mi]), t))}</li>" for r in data if r[mi])
+    ki, mo, ai = cols.index("kind"), cols.index("model"), cols.index("assumptions")
+    items = "".join(f"<li><b>{_e(_kind(r[ki], lang))}, {_e(rung_words(str(r[mo]), t))}</b>"
+                    f"{_e(t['colon'])}{_prose(balance_method(r[ai], lang))}</li>"
+                    for r in data if r[ai])
     return (f'<h4>{_e(t["balance.methods"])}</h4><ul class="balance-methods">{items}</ul>'
             if items else "")
 

@@ -40,9 +40,13 @@ class MethodLegend:
 
     def render(self, lang: Lang) -> str:
         t = labels(lang)
+        # the words, then the method as stored (an identifier the pipeline wrote) as code
         items = "".join(
-            f'<li id="method-{i}">{html.escape(rung_words(describe_method(m, lang), t))}</li>'
-            for i, m in enumerate(self.methods, start=1))
+            f'<li id="method-{i}">{html.escape(rung_words(describe_method(m, lang), t))}'
+            + ("" if describe_method(m, lang) == m else
+               f' <span class="muted">{html.escape(t["methods.stored"])}</span>'
+               f" <code>{html.escape(m)}</code>")
+            + "</li>" for i, m in enumerate(self.methods, start=1))
         return (f'<div class="legend-methods"><h3>{html.escape(t["methods.title"])}</h3>'
                 f'<ol>{items}</ol></div>')
 
@@ -62,13 +66,25 @@ def describe_method(method: str, lang: Lang) -> str:
     low = method.lower()
     if low.startswith("estimated"):
         tdp = _TDP.search(method)
-        return t["method.estimated"].format(tdp=tdp.group(1) if tdp else "?") + \
-            f" ({method})"
+        return t["method.estimated"].format(tdp=tdp.group(1) if tdp else "?")
     if low.startswith("measured"):
-        return t["method.measured"] + f" ({method})"
+        return t["method.measured"]
     if low.startswith("not measured") or low.startswith("incomplete"):
-        return t["method.not_measured"] + f" ({method})"
+        return t["method.not_measured"]
     return method
+
+
+_CODECARBON_MIX = re.compile(r"^CodeCarbon offline: annual average of the country's "
+                             r"electricity mix \((\w+)\)$")
+
+
+def intensity_source(text: str, t: dict[str, str]) -> str:
+    """Where a run's carbon intensity came from, in words (each of a ', '-joined list)."""
+    parts = []
+    for part in text.split(", "):
+        m = _CODECARBON_MIX.match(part)
+        parts.append(t["intensity.codecarbon"].format(country=m.group(1)) if m else part)
+    return ", ".join(parts)
 
 
 def quality_summary(flags: Any, n_gaps: Any, lang: Lang) -> str:
@@ -108,8 +124,12 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
     if col == "kind":
         names = KIND_NAMES.get(str(v))
         return html.escape(names[0 if lang == "fr" else 1] if names else str(v))
-    if col in ("stage", "status"):
+    if col in ("stage", "status", "tracking_mode"):
         return html.escape(t.get(f"{col}.{v}", str(v)))
+    if col == "intensity_source":
+        return html.escape(intensity_source(str(v), t))
+    if col == "full_name":   # a proper name, in the language its source wrote it
+        return f'<span translate="no">{html.escape(str(v))}</span>'
     if isinstance(v, datetime):
         return html.escape(hz.when(v, lang))
     if isinstance(v, date):

@@ -14,9 +14,59 @@ import psycopg
 
 Practice = dict[str, Any]
 
+#: The evidence in English (the JSON export); the report words each key from its catalogue
+#: (``evidence.<key>``), from the same ``evidence_args``.
+EVIDENCE_EN = {
+    "ladder.none": "no model-ladder choice recorded yet",
+    "ladder.compared": "rungs compared per kind (latest choice): {compared}",
+    "ladder.tolerance": "the ladder keeps the rung with the lowest measured energy among those "
+                        "within {tolerances} (relative nMAE) of the most accurate",
+    "ladder.protocol": "backtest aggregate rows scored on test origins after a separate "
+                       "selection window: {with_protocol} of {rows}",
+    "runs.none": "no compute run recorded yet",
+    "runs.measured": "{runs} runs recorded by CodeCarbon, {unmeasured} not measured (stored as "
+                     "NULL, never 0); methods: {methods}",
+    "runs.gpu": "{gpu} of {runs} runs used a GPU; the ladder's rungs are no-AI baselines and "
+                "LightGBM trees",
+    "runs.grid": "{grid} of {runs} runs have their CO2 at the éCO2mix grid intensity of the time "
+                 "they ran; the others CodeCarbon's annual average",
+    "window.none": "no training run recorded yet",
+    "window.no_intensity": "no grid intensity collected in the 7 days before the latest "
+                           "training ({when}): the training DAG's low-carbon window cannot "
+                           "tell, so it trains without waiting",
+    "window.ok": "{points} grid-intensity values in the 7 days before the latest training: the "
+                 "training DAG waits for the cleanest 30 % of them (or its deadline)",
+    "storage.retention": "{policies} TimescaleDB retention polic(ies) (`ecodemo db retention "
+                         "DAYS` sets one)",
+    "storage.cagg": "readings_hourly is a TimescaleDB continuous aggregate (materialised, "
+                    "refreshed by policy)",
+    "storage.no_cagg": "no continuous aggregate found",
+    "storage.pg_retention": "plain PostgreSQL: no retention policy runs (`ecodemo db retention "
+                            "DAYS` deletes old readings once, when called)",
+    "storage.pg_view": "plain PostgreSQL: readings_hourly is a view computed at each read, "
+                       "nothing is stored or saved",
+    "ingestion": "readings are keyed by (sensor, time): {stored} stored once each, "
+                 "{quarantined} rejected rows kept in quarantine with their reason",
+}
 
-def _p(practice: str, applied: bool | None, evidence: str) -> Practice:
-    return {"practice": practice, "applied": applied, "evidence": evidence}
+
+def english_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The evidence's arguments as the English text shows them (lists joined, ratios in %)."""
+    out = dict(args)
+    if "compared" in args:
+        out["compared"] = "; ".join(f"{k}: {', '.join(names) or '?'} -> {chosen}"
+                                    for k, names, chosen in args["compared"])
+    if "tolerances" in args:
+        out["tolerances"] = ", ".join(f"{t:.0%}" for t in args["tolerances"])
+    if "methods" in args:
+        out["methods"] = ", ".join(args["methods"]) or "none"
+    return out
+
+
+def _p(practice: str, applied: bool | None, key: str, **args: Any) -> Practice:
+    return {"practice": practice, "applied": applied,
+            "evidence": EVIDENCE_EN[key].format(**english_args(args)),
+            "evidence_key": key, "evidence_args": args}
 
 
 def _one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
@@ -36,25 +86,22 @@ def _ladder(conn: psycopg.Connection) -> list[Practice]:
                   (SELECT string_agg(c->>'name', ', ') FROM jsonb_array_elements(candidates) c)
            FROM model_choices ORDER BY kind, decided_at DESC""").fetchall()
     if not rows:
-        none = "no model-ladder choice recorded yet"
-        return [_p("no-AI baselines compared first", None, none),
-                _p("cheapest model within a tolerance", None, none)]
-    compared = "; ".join(f"{k}: {names or '?'} -> {chosen}" for k, chosen, _t, names in rows)
+        return [_p("no-AI baselines compared first", None, "ladder.none"),
+                _p("cheapest model within a tolerance", None, "ladder.none")]
+    compared = [[k, (names or "").split(", ") if names else [], chosen]
+                for k, chosen, _t, names in rows]
     tolerances = sorted({float(t) for _k, _c, t, _n in rows})
     with_baselines = all(names and "seasonal_naive" in names for *_x, names in rows)
-    proto = _one(conn, """SELECT count(*) FILTER (WHERE details ? 'protocol') || ' of ' ||
-                                 count(*) FROM evaluations WHERE source = 'backtest'
-                                 AND sensor_id = '__all__'""")
+    with_protocol, n_rows = _row(conn, """SELECT count(*) FILTER (WHERE details ? 'protocol'),
+                                                 count(*) FROM evaluations
+                                          WHERE source = 'backtest' AND sensor_id = '__all__'""")
     return [
-        _p("no-AI baselines compared first", with_baselines,
-           f"rungs compared per kind (latest choice): {compared}"),
-        _p("cheapest model within a tolerance", True,
-           f"the ladder keeps the rung with the lowest measured energy among those within "
-           f"{', '.join(f'{t:.0%}' for t in tolerances)} (relative nMAE) of the most "
-           f"accurate"),
-        _p("choice made before the test", bool(proto and not proto.startswith("0 ")),
-           f"backtest aggregate rows scored on test origins after a separate selection "
-           f"window: {proto}"),
+        _p("no-AI baselines compared first", with_baselines, "ladder.compared",
+           compared=compared),
+        _p("cheapest model within a tolerance", True, "ladder.tolerance",
+           tolerances=tolerances),
+        _p("choice made before the test", bool(with_protocol), "ladder.protocol",
+           with_protocol=with_protocol, rows=n_rows),
     ]
 
 
@@ -66,37 +113,27 @@ def _measurement(conn: psycopg.Connection) -> list[Practice]:
                   string_agg(DISTINCT split_part(measurement_method, ':', 1), ', ')
            FROM compute_runs""")
     if not n:
-        none = "no compute run recorded yet"
-        return [_p(p, None, none) for p in ("every run measured", "small models on CPU",
-                                            "time-resolved carbon")]
+        return [_p(p, None, "runs.none") for p in ("every run measured", "small models on CPU",
+                                                   "time-resolved carbon")]
     return [
-        _p("every run measured", unmeasured == 0,
-           f"{n} runs recorded by CodeCarbon, {unmeasured} not measured (stored as NULL, "
-           f"never 0); methods: {methods or 'none'}"),
-        _p("small models on CPU", gpu == 0,
-           f"{gpu} of {n} runs used a GPU; the ladder's rungs are no-AI baselines and "
-           f"LightGBM trees"),
-        _p("time-resolved carbon", grid > 0,
-           f"{grid} of {n} runs have their CO2 at the éCO2mix grid intensity of the time "
-           f"they ran; the others CodeCarbon's annual average"),
+        _p("every run measured", unmeasured == 0, "runs.measured", runs=n,
+           unmeasured=unmeasured, methods=methods.split(", ") if methods else []),
+        _p("small models on CPU", gpu == 0, "runs.gpu", gpu=gpu, runs=n),
+        _p("time-resolved carbon", grid > 0, "runs.grid", grid=grid, runs=n),
     ]
 
 
 def _carbon_window(conn: psycopg.Connection) -> Practice:
     last_train = _one(conn, "SELECT max(started_at) FROM compute_runs WHERE stage = 'train'")
     if last_train is None:
-        return _p("carbon-aware training window", None, "no training run recorded yet")
+        return _p("carbon-aware training window", None, "window.none")
     points = _one(conn, """SELECT count(*) FROM grid_intensity
                            WHERE ts > %s - interval '7 days' AND ts <= %s""",
                   (last_train, last_train))
     if not points:
-        return _p("carbon-aware training window", False,
-                  f"no grid intensity collected in the 7 days before the latest training "
-                  f"({last_train.isoformat(timespec='minutes')}): the training DAG's "
-                  f"low-carbon window cannot tell, so it trains without waiting")
-    return _p("carbon-aware training window", True,
-              f"{points} grid-intensity values in the 7 days before the latest training: the "
-              f"training DAG waits for the cleanest 30 % of them (or its deadline)")
+        return _p("carbon-aware training window", False, "window.no_intensity",
+                  when=last_train.isoformat(timespec="minutes"))
+    return _p("carbon-aware training window", True, "window.ok", points=points)
 
 
 def _storage(conn: psycopg.Connection) -> list[Practice]:
@@ -108,32 +145,26 @@ def _storage(conn: psycopg.Connection) -> list[Practice]:
         caggs = _one(conn, "SELECT count(*) FROM timescaledb_information.continuous_aggregates"
                            " WHERE view_name = 'readings_hourly'") or 0
         return [
-            _p("retention of raw readings", retention > 0,
-               f"{retention} TimescaleDB retention polic(ies) (`ecodemo db retention DAYS` "
-               f"sets one)"),
+            _p("retention of raw readings", retention > 0, "storage.retention",
+               policies=retention),
             _p("hourly aggregates", caggs > 0,
-               "readings_hourly is a TimescaleDB continuous aggregate (materialised, "
-               "refreshed by policy)" if caggs else "no continuous aggregate found"),
+               "storage.cagg" if caggs else "storage.no_cagg"),
         ]
     return [
-        _p("retention of raw readings", False,
-           "plain PostgreSQL: no retention policy runs (`ecodemo db retention DAYS` deletes "
-           "old readings once, when called)"),
-        _p("hourly aggregates", False,
-           "plain PostgreSQL: readings_hourly is a view computed at each read, nothing is "
-           "stored or saved"),
+        _p("retention of raw readings", False, "storage.pg_retention"),
+        _p("hourly aggregates", False, "storage.pg_view"),
     ]
 
 
 def _ingestion(conn: psycopg.Connection) -> Practice:
     stored, quarantined = _row(
         conn, "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM quarantine)")
-    return _p("idempotent ingestion", True if stored else None,
-              f"readings are keyed by (sensor, time): {stored} stored once each, "
-              f"{quarantined} rejected rows kept in quarantine with their reason")
+    return _p("idempotent ingestion", True if stored else None, "ingestion", stored=stored,
+              quarantined=quarantined)
 
 
 def frugal_practices(conn: psycopg.Connection) -> list[Practice]:
-    """Every practice the report lists, checked now: ``[{practice, applied, evidence}]``."""
+    """Every practice the report lists, checked now: ``[{practice, applied, evidence,
+    evidence_key, evidence_args}]`` (``evidence`` in English, the others for the report)."""
     return [*_ladder(conn), *_measurement(conn), _carbon_window(conn), *_storage(conn),
             _ingestion(conn)]
