@@ -140,10 +140,53 @@ def ts_panel(title: str, sql: str, *, span: int = 12, height: int = 9,
     return p
 
 
+#: Grafana units by the suffix of a column's name (units are in the names), with the decimals
+#: shown: the energy and mass units scale by SI prefix (1.2 mWh, 4.5 mg), so a few decimals
+#: are enough at any magnitude.
+UNITS_BY_SUFFIX: tuple[tuple[str, str, int], ...] = (
+    ("g_per_kwh", "suffix: g CO₂e/kWh", 0), ("_kwh", "kwatth", 2), ("kgco2e", "masskg", 2),
+    ("emissions_kg", "masskg", 2), ("_hours", "h", 1), ("_pct", "percent", 1),
+    ("duration_s", "s", 1), ("_seconds", "s", 1))
+
+
+def unit_of(column: str) -> tuple[str, int] | None:
+    """(Grafana unit id, decimals) for a column named with its unit, else None."""
+    for suffix, unit, decimals in UNITS_BY_SUFFIX:
+        if column.endswith(suffix):
+            return unit, decimals
+    return None
+
+
+def _either(*names: str) -> str:
+    """A field-name regex matching any of ``names`` exactly (before or after a rename)."""
+    return "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
+
+
+def code_words(lang: Lang) -> dict[str, dict[str, str]]:
+    """Per column holding codes, each code's words (the report's cells use the same)."""
+    t = labels(lang)
+    i = 0 if lang == "fr" else 1
+    out = {"kind": {k: v[i] for k, v in KIND_NAMES.items()}}
+    for col, prefix in (("stage", "stage."), ("status", "status."),
+                        ("energy_effect", "effect."), ("tracking_mode", "tracking_mode.")):
+        out[col] = {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+    return out
+
+
+def output_columns(sql: str) -> list[str]:
+    """The column names a query's select lists give (``x AS name``, ``t.name,``, ``name,``):
+    the fields a table shows, for the unit and word overrides."""
+    found = re.findall(r"(?:\bAS\s+|\.|SELECT\s+(?:DISTINCT ON \([^)]*\)\s+)?|,\s*)"
+                       r"([a-z][a-z0-9_]*)\s*(?=,|\n|$)", sql)
+    return sorted(set(found))
+
+
 def table_panel(title: str, sql: str, *, span: int = 12, height: int = 8,
-                t: dict[str, str] | None = None) -> table.Panel:
+                t: dict[str, str] | None = None, lang: Lang = "fr") -> table.Panel:
     """A table; with the language's labels ``t``, its columns get word headers (the catalogue's
-    ``col.<name>``) through Grafana's organize transformation, the SQL unchanged."""
+    ``col.<name>``) through Grafana's organize transformation, the SQL unchanged; columns of
+    codes (kind, stage...) show words through value mappings, and columns named with a unit
+    get it with bounded decimals."""
     p = (table.Panel().title(title).datasource(PG).span(span).height(height)
          .with_target(Sql(sql).format("table")).filterable(True))
     if t is not None:
@@ -152,6 +195,20 @@ def table_panel(title: str, sql: str, *, span: int = 12, height: int = 8,
         if rename:
             p = p.with_transformation(dm.DataTransformerConfig(
                 id_val="organize", options={"renameByName": rename}))
+        for col in output_columns(sql):
+            unit = unit_of(col)
+            props: list[dm.DynamicConfigValue] = []
+            if unit is not None:
+                props = [dm.DynamicConfigValue(id_val="unit", value=unit[0]),
+                         dm.DynamicConfigValue(id_val="decimals", value=unit[1])]
+            words = code_words(lang).get(col)
+            if words:
+                props.append(dm.DynamicConfigValue(id_val="mappings", value=[
+                    dm.ValueMap(options={k: dm.ValueMappingResult(text=v, index=i)
+                                         for i, (k, v) in enumerate(sorted(words.items()))})]))
+            if props:
+                p = p.override_by_regexp(_either(col, *([rename[col]] if col in rename else [])),
+                                         props)
     return p
 
 
@@ -169,8 +226,14 @@ def stat_panel(title: str, sql: str, *, fields: str, span: int = 6, height: int 
         .color_mode(cm.BigValueColorMode.VALUE).text_mode(cm.BigValueTextMode.AUTO)
     )
     for name in re.findall(r"\w+", fields) if t is not None else []:
+        props = []
         if t is not None and f"col.{name}" in t:
-            p = p.override_by_name(name, [dm.DynamicConfigValue(id_val="displayName",
-                                                                value=t[f"col.{name}"])])
+            props.append(dm.DynamicConfigValue(id_val="displayName", value=t[f"col.{name}"]))
+        unit = unit_of(name)
+        if unit is not None:
+            props += [dm.DynamicConfigValue(id_val="unit", value=unit[0]),
+                      dm.DynamicConfigValue(id_val="decimals", value=unit[1])]
+        if props:
+            p = p.override_by_name(name, props)
     return p
 

@@ -118,9 +118,10 @@ LATEST_BALANCES = """
 """
 
 
-def avoided_sql(t: dict[str, str]) -> str:
+def avoided_sql(t: dict[str, str], lang: Lang = "fr") -> str:
     return LATEST_BALANCES + f"""
-    SELECT l.kind || ' · ' || coalesce(m.name || ' v' || m.version, l.model_id) AS model,
+    SELECT {kind_label_sql("l.kind", lang)} || ' · ' || coalesce(
+               {rung_label_sql("m.name", lang)} || ' v' || m.version, l.model_id) AS model,
            l.compute_kgco2e AS "{t['fr.spent']}", l.avoided_kgco2e AS "{t['fr.avoided_col']}",
            (l.assumptions->'machine_learning_increment'->>'avoided_kgco2e')::float8
              AS "{t['fr.ml_added_col']}"
@@ -184,7 +185,9 @@ def verdict_panel(t: dict[str, str], lang: Lang) -> Any:
             "breakeven": "percent", "used": "percent"}
     p = table_panel(t["fv.title"], verdict_sql(t, lang), span=24, height=6)
     for key, u in unit.items():
-        p = p.override_by_name(t[f"fv.{key}"], [dm.DynamicConfigValue(id_val="unit", value=u)])
+        p = p.override_by_name(t[f"fv.{key}"], [
+            dm.DynamicConfigValue(id_val="unit", value=u),
+            dm.DynamicConfigValue(id_val="decimals", value=2 if u == "masskg" else 1)])
     return p.description(t["fv.desc"])
 
 
@@ -193,7 +196,9 @@ NET_SQL = LATEST_BALANCES + """
     FROM latest l
 """
 
-ACC_ENERGY_SQL = """
+def acc_energy_sql(lang: Lang = "fr") -> str:
+    """Accuracy against training energy per ladder model, labelled in words."""
+    return f"""
     WITH acc AS (
         SELECT e.model_id, sum(e.nmae * e.n) / nullif(sum(e.n), 0) AS nmae
         FROM evaluations e
@@ -209,7 +214,8 @@ ACC_ENERGY_SQL = """
         GROUP BY c.model_id
     )
     SELECT DISTINCT ON (m.kind, m.name)
-           m.kind || ' · ' || m.name || ' v' || m.version AS model,
+           {kind_label_sql("m.kind", lang)} || ' · ' || {rung_label_sql("m.name", lang)}
+             || ' v' || m.version AS model,
            coalesce(en.kwh, m.train_energy_kwh) AS train_energy_kwh,
            100 * a.nmae AS nmae_pct,
            coalesce(en.method, 'not measured') AS measurement_method
@@ -228,19 +234,19 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
                   dm.DynamicConfigValue(id_val="custom.drawStyle", value="line")]
     co2 = (ts_panel(t["fr.co2_stage"], CO2_STAGE_SQL, span=12, min_interval="1h")
            .with_target(Sql(intensity_sql(t), ref_id="B"))
-           .draw_style(cm.GraphDrawStyle.BARS).unit("masskg")
+           .draw_style(cm.GraphDrawStyle.BARS).unit("masskg").decimals(2)
            .override_by_regexp("^" + t["fr.intensity"].split(" ")[0], right_axis))
     kwh = (ts_panel(t["fr.kwh_stage"], KWH_STAGE_SQL, span=12, min_interval="1h")
-           .draw_style(cm.GraphDrawStyle.BARS).unit("kwatth").decimals(6))
+           .draw_style(cm.GraphDrawStyle.BARS).unit("kwatth").decimals(2))
     avoided = (
         barchart.Panel().title(t["fr.avoided"]).datasource(PG).span(12).height(9)
-        .with_target(Sql(avoided_sql(t)).format("table"))
+        .with_target(Sql(avoided_sql(t, lang)).format("table"))
         .x_field("model").show_value(cm.VisibilityMode.AUTO).stacking(cm.StackingMode.NONE)
-        .unit("masskg")
+        .unit("masskg").decimals(2)
     )
     acc_energy = (
         xychart.Panel().title(t["fr.acc_energy"]).datasource(PG).span(12).height(10)
-        .with_target(Sql(ACC_ENERGY_SQL).format("table"))
+        .with_target(Sql(acc_energy_sql(lang)).format("table"))
         .mapping(xym.SeriesMapping.MANUAL).show(xym.XYShowMode.POINTS)
         .series([
             xychart.XYSeriesConfig()
@@ -254,6 +260,7 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
             dm.DynamicConfigValue(id_val="custom.scaleDistribution",
                                   value={"type": "log", "log": 10}),
             dm.DynamicConfigValue(id_val="unit", value="kwatth"),
+            dm.DynamicConfigValue(id_val="decimals", value=2),
             dm.DynamicConfigValue(id_val="displayName", value=t["col.train_energy_kwh"]),
         ])
         .override_by_name("nmae_pct", [
@@ -267,19 +274,21 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
         d.with_panel(text.Panel().title("").content(t["frugality.intro"]).span(24).height(3))
         .with_panel(verdict_panel(t, lang))
         .with_panel(stat_panel(t["fr.total_kwh"], TOTALS_SQL,
-                               fields="/^(energy_kwh|measurement_method)$/", span=8, t=t)
-                    .unit("kwatth").decimals(6))
+                               fields="/^(energy_kwh|measurement_method)$/", span=8, t=t))
         .with_panel(stat_panel(t["fr.total_co2"], CO2_TOTAL_SQL,
                                fields="/^(emissions_kgco2e|intensity_g_per_kwh|intensity_source)$/",
-                               span=8, t=t).decimals(6))
+                               span=8, t=t))
         .with_panel(stat_panel(t["fr.net"], NET_SQL, fields="/^(net_kgco2e|payback_hours)$/",
                                span=8, t=t))
         .with_panel(kwh)
         .with_panel(co2)
-        .with_panel(table_panel(t["fr.table"], PER_STAGE_MODEL_SQL, span=24, t=t))
-        .with_panel(table_panel(t["fr.methods"], METHODS_SQL, span=24, height=6, t=t))
+        .with_panel(table_panel(t["fr.table"], PER_STAGE_MODEL_SQL, span=24, t=t, lang=lang))
+        .with_panel(table_panel(t["fr.methods"], METHODS_SQL, span=24, height=6, t=t,
+                                lang=lang))
         .with_panel(avoided)
-        .with_panel(table_panel(t["fr.balance"], BALANCE_TABLE_SQL, span=12, height=9, t=t))
+        .with_panel(table_panel(t["fr.balance"], BALANCE_TABLE_SQL, span=12, height=9, t=t,
+                                lang=lang))
         .with_panel(acc_energy)
-        .with_panel(table_panel(t["fr.acc_energy_table"], ACC_ENERGY_SQL, span=12, height=10, t=t))
+        .with_panel(table_panel(t["fr.acc_energy_table"], acc_energy_sql(lang), span=12,
+                                height=10, t=t, lang=lang))
     )

@@ -120,13 +120,17 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
     durations = (ts_panel(t["models.durations"], DURATIONS_SQL, span=12)
                  .draw_style(cm.GraphDrawStyle.POINTS).unit("s").point_size(6)
                  .time_from(RUNS_WINDOW))
-    failures = table_panel(t["models.failures"], FAILURES_SQL, span=12, t=t).time_from(RUNS_WINDOW)
+    failures = table_panel(t["models.failures"], FAILURES_SQL, span=12, t=t,
+                           lang=lang).time_from(RUNS_WINDOW)
     d = base_dashboard(t["models.title"], UID, "models", kind_variable(lang), lang)
     return (
-        d.with_panel(table_panel(t["models.versions"], VERSIONS_SQL, span=24, height=8, t=t))
-        .with_panel(table_panel(t["models.choice"], CHOICE_SQL, span=24, height=6, t=t))
+        d.with_panel(table_panel(t["models.versions"], VERSIONS_SQL, span=24, height=8, t=t,
+                                lang=lang))
+        .with_panel(table_panel(t["models.choice"], CHOICE_SQL, span=24, height=6, t=t,
+                                lang=lang))
         .with_panel(accuracy)
-        .with_panel(table_panel(t["models.freshness"], FRESHNESS_SQL, span=24, height=8, t=t))
+        .with_panel(table_panel(t["models.freshness"], FRESHNESS_SQL, span=24, height=8, t=t,
+                                lang=lang))
         .with_panel(flags)
         .with_panel(durations)
         .with_panel(failures)
