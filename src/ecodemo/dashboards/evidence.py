@@ -86,6 +86,16 @@ _NOTES: list[tuple[re.Pattern[str], str | None, _Args]] = [
     (re.compile(r"^sensor (\S+): the series (\S+) has no value"),
      "bm.series_empty", lambda m, lang: {"sensor": m.group(1), "series": m.group(2)}),
     (re.compile(r"falling back$"), "bm.fallback", lambda m, lang: {}),
+    (re.compile(r"^error reduction interval: (\d+)% percentile interval of a moving-block "
+                r"bootstrap over the (\d+) test origins \(blocks of (\d+) day\(s\), (\d+) "
+                r"resamples, seed (\d+)"),
+     "bm.interval", lambda m, lang: {"level": m.group(1), "origins": m.group(2),
+                                     "block": m.group(3), "resamples": m.group(4),
+                                     "seed": m.group(5)}),
+    (re.compile(r"^error reduction is a point: sensor (\S+) has no errors per test origin"),
+     "bm.point_no_origins", lambda m, lang: {"sensor": m.group(1)}),
+    (re.compile(r"^error reduction is a point: the errors per origin give"),
+     "bm.point_mismatch", lambda m, lang: {}),
 ]
 
 
