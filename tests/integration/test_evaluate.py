@@ -99,6 +99,8 @@ def test_evaluate_live_forecasts_against_actuals(settings, conn, bike_data) -> N
     red = row[1]["error_reduction_source"]
     assert red["source"] == "live"
     assert red["error_reduction"] == pytest.approx(mae_naive - mae_model)
+    # one issue day: nothing to resample, the reduction stays a point and says so
+    assert red["interval"] is None and any("issued on one day" in n for n in red["notes"])
     f = row[1]["kind_model"]["kwh_per_error_unit_hour"]
     assert row[0] == pytest.approx((mae_naive - mae_model) * 49 * f)
     # no ingest runs in the period; one inference run, counted at the hourly cadence (x 49)

@@ -79,3 +79,30 @@ def test_interval_widens_avoided_co2_by_hand() -> None:
     # a reduction that may be negative gives a low end below zero (the model may do worse)
     neg = avoided(solar, Span(-0.001, 0.001, 0.002), 24)
     assert neg.kgco2e_span.low == pytest.approx(-point.kgco2e_span.high)
+
+
+def test_live_reduction_resamples_issue_days_by_hand() -> None:
+    """Live forecasts: the issue day is the unit. Day 1 (two targets): the model is 1 off,
+    seasonal naive 2 (+1); day 2: the model 3 off, naive 2 (-1). Pooled: 2 - 5/3; the 95 %
+    interval of the resamples (1 with p 1/4, 1/3, -1 with p 1/4) is [-1, 1]."""
+    import pandas as pd
+
+    from ecodemo.energy.improvement import live_reduction
+
+    d1, d2 = pd.Timestamp("2021-03-01T06:00Z"), pd.Timestamp("2021-03-02T06:00Z")
+    frame = pd.DataFrame({
+        "kind": "bike", "model_id": "m", "model_name": "lgbm_small", "sensor_id": "s1",
+        "unit": "bicycles/h", "issued_at": [d1, d1, d2],
+        "ts": [d1 + pd.Timedelta(hours=1), d1 + pd.Timedelta(hours=2),
+               d2 + pd.Timedelta(hours=1)],
+        "actual": [10.0, 10.0, 10.0], "p50": [9.0, 11.0, 13.0], "naive": [12.0, 8.0, 12.0]})
+    red = live_reduction(frame, "bike", "m", "bicycles/h")
+    assert red is not None and red.error_reduction == pytest.approx(2 - 5 / 3)
+    iv = red.interval
+    assert iv is not None and (iv["origins"], iv["block_days"]) == (2, 1)
+    # resamples: day 1 twice -> 2 - 1 = 1; both days -> 2 - 5/3; day 2 twice -> 2 - 3 = -1
+    assert (iv["low"], iv["high"]) == pytest.approx((-1.0, 1.0))
+    assert red.span().pair() == pytest.approx([-1.0, 1.0])
+    one_day = live_reduction(frame[frame["issued_at"] == d1], "bike", "m", "bicycles/h")
+    assert one_day is not None and one_day.interval is None
+    assert any("issued on one day" in n for n in one_day.notes)

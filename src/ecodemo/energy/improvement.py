@@ -81,9 +81,13 @@ def _sampling_interval(red: Reduction,
                 s["sensor_id"], to_unit / len(rows),
                 np.asarray(po_m["abs_error_sum"], dtype=float), np.asarray(po_m["n"], float),
                 np.asarray(po_b["abs_error_sum"], dtype=float), np.asarray(po_b["n"], float)))
-    if not pairs:
-        return
-    iv = sampling.reduction_interval(pairs, sampling.block_days(max(horizons)))
+    if pairs:
+        _apply_interval(red, pairs, sampling.block_days(max(horizons)), "test origins")
+
+
+def _apply_interval(red: Reduction, pairs: list[sampling.PairedErrors], block: int,
+                    what: str) -> None:
+    iv = sampling.reduction_interval(pairs, block)
     if not math.isclose(iv["point"], red.error_reduction, rel_tol=1e-6, abs_tol=1e-12):
         red.notes.append(f"error reduction is a point: the errors per origin give "
                          f"{iv['point']:.6g}, not the stored {red.error_reduction:.6g}")
@@ -91,7 +95,7 @@ def _sampling_interval(red: Reduction,
     red.interval = iv
     red.notes.append(
         f"error reduction interval: {iv['level']:.0%} percentile interval of a moving-block "
-        f"bootstrap over the {iv['origins']} test origins (blocks of {iv['block_days']} "
+        f"bootstrap over the {iv['origins']} {what} (blocks of {iv['block_days']} "
         f"day(s), {iv['resamples']} resamples, seed {iv['seed']}, model and counterfactual "
         f"resampled on the same days)")
 
@@ -124,7 +128,36 @@ def live_reduction(frame: pd.DataFrame, kind: str, model_id: str,
                             "reduction": delta})
     red.notes.append("live: past forecasts as issued, all horizons pooled; baseline = seasonal "
                      "naive from readings known at issue time")
+    if red.sensors:
+        _live_interval(red, frame, model_id)
     return red if red.sensors else None
+
+
+def _live_interval(red: Reduction, frame: pd.DataFrame, model_id: str) -> None:
+    """The live error reduction's bootstrap interval: the resampled origins are the UTC days
+    the forecasts were issued on (every forecast issued that day with its targets), in blocks
+    of days as long as the longest lead, so forecasts that share target hours stay together."""
+    g = frame[(frame["kind"] == red.kind) & (frame["model_id"] == model_id)
+              & frame["naive"].notna()]
+    day = pd.to_datetime(g["issued_at"], utc=True).dt.floor("D").to_numpy()
+    days = np.unique(day)
+    if len(days) < 2:
+        red.notes.append("error reduction is a point: the live forecasts were issued on one day, "
+                         "there are no days to resample")
+        return
+    pos = np.searchsorted(days, day)
+    pairs = []
+    for s in red.sensors:
+        m = (g["sensor_id"] == s["sensor_id"]).to_numpy()
+        a, p50, naive = (g[c].to_numpy(dtype=float)[m] for c in ("actual", "p50", "naive"))
+        n = np.bincount(pos[m], minlength=len(days)).astype(float)
+        pairs.append(sampling.PairedErrors(
+            s["sensor_id"], convert(1.0, s["unit"], red.error_unit) or 0.0,
+            np.bincount(pos[m], np.abs(a - p50), minlength=len(days)), n,
+            np.bincount(pos[m], np.abs(a - naive), minlength=len(days)), n))
+    lead_h = (pd.to_datetime(g["ts"], utc=True) - pd.to_datetime(g["issued_at"], utc=True))
+    _apply_interval(red, pairs, sampling.block_days(lead_h.max() / pd.Timedelta(hours=1)),
+                    "issue days")
 
 
 _BACKTEST = """
