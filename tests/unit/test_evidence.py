@@ -29,6 +29,11 @@ NOTES = [
     "resampled on the same days)",
     "error reduction is a point: sensor s1 has no errors per test origin for both forecasts",
     "error reduction is a point: the errors per origin give 1.2, not the stored 1.3",
+    "error reduction interval: 95% percentile interval of a moving-block bootstrap over the 3 "
+    "issue days (blocks of 2 day(s), 2000 resamples, seed 0, model and counterfactual "
+    "resampled on the same days)",
+    "error reduction is a point: the live forecasts were issued on one day, there are no days "
+    "to resample",
 ]
 
 

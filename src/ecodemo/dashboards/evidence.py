@@ -92,6 +92,14 @@ _NOTES: list[tuple[re.Pattern[str], str | None, _Args]] = [
      "bm.interval", lambda m, lang: {"level": m.group(1), "origins": m.group(2),
                                      "block": m.group(3), "resamples": m.group(4),
                                      "seed": m.group(5)}),
+    (re.compile(r"^error reduction interval: (\d+)% percentile interval of a moving-block "
+                r"bootstrap over the (\d+) issue days \(blocks of (\d+) day\(s\), (\d+) "
+                r"resamples, seed (\d+)"),
+     "bm.interval_live", lambda m, lang: {"level": m.group(1), "origins": m.group(2),
+                                          "block": m.group(3), "resamples": m.group(4),
+                                          "seed": m.group(5)}),
+    (re.compile(r"^error reduction is a point: the live forecasts were issued on one day"),
+     "bm.point_one_issue_day", lambda m, lang: {}),
     (re.compile(r"^error reduction is a point: sensor (\S+) has no errors per test origin"),
      "bm.point_no_origins", lambda m, lang: {"sensor": m.group(1)}),
     (re.compile(r"^error reduction is a point: the errors per origin give"),
