@@ -149,6 +149,11 @@ def test_backtest_fallback_and_unmeasured_run_stays_null(settings, conn, snapsho
     assert be["breakeven_value"] is None and "not measured" in be["why_none"]
     assert assumptions["unmeasured_runs"] == 1
     assert assumptions["error_reduction_source"]["source"] == "backtest"
+    # rows without errors per test origin (written before the ladder stored them): a point,
+    # said, never a made-up interval
+    assert assumptions["error_reduction_interval"] is None
+    assert any("has no errors per test origin" in n
+               for n in assumptions["error_reduction_source"]["notes"])
 
 
 def test_headline_is_against_the_best_no_ai_forecast(settings, conn, snapshot_sites) -> None:

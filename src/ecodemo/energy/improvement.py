@@ -57,6 +57,11 @@ class Reduction:
                     max(iv["high"], self.error_reduction))
 
 
+_NO_ORIGINS = ("error reduction is a point: sensor {sensor} has no errors per test origin for "
+               "both forecasts (a backtest made before they were stored, or a baseline taken "
+               "from the skill score; rerun the model ladder to get its interval)")
+
+
 def _sampling_interval(red: Reduction,
                        per_origin: dict[str, list[tuple[float, Any, Any]]]) -> None:
     """Give ``red`` the bootstrap interval of its error reduction over the backtest's test
@@ -71,10 +76,7 @@ def _sampling_interval(red: Reduction,
         for horizon_h, po_m, po_b in rows:
             if not po_m or not po_b or to_unit is None or po_m.get("origins") != po_b.get(
                     "origins"):
-                red.notes.append(
-                    f"error reduction is a point: sensor {s['sensor_id']} has no errors per "
-                    f"test origin for both forecasts (backtest made before they were stored; "
-                    f"rerun the model ladder to get its interval)")
+                red.notes.append(_NO_ORIGINS.format(sensor=s["sensor_id"]))
                 return
             horizons.append(float(horizon_h))
             pairs.append(sampling.PairedErrors(
@@ -222,6 +224,7 @@ def backtest_reduction(conn: psycopg.Connection, kind: str, model_id: str, error
                             "reduction_per_sensor": delta, "reduction": red.error_reduction})
         red.notes.append(f"backtest gives only the kind's aggregate: its MAE reduction is "
                          f"counted once for each of the {len(convertible)} sensor(s)")
+        red.notes.append(_NO_ORIGINS.format(sensor=ALL_SENSORS))
     else:
         for sensor, deltas in sorted(by_sensor.items()):
             unit = units.get(sensor)
