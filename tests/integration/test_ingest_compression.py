@@ -1,4 +1,5 @@
-"""Ingesting old data while TimescaleDB's compression policy runs (TimescaleDB only).
+"""Ingesting old data on TimescaleDB: while the compression policy runs, and into the range
+the continuous aggregate's policy never refreshes (TimescaleDB only).
 
 Readings older than the policy's ``compress_after`` live in compressed chunks. A correction or
 a backfill of that range, ingested while the policy's job compresses those chunks in another
@@ -13,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pyarrow as pa
@@ -20,6 +22,7 @@ import pytest
 
 from ecodemo.store.ingest import ingest_table
 from ecodemo.store.sites import Site, register_sites
+from tests.integration.cli_helpers import cli_env, run_cli
 
 N_SENSORS = 40
 DAYS = 120  # 17 weekly chunks, all older than the policy's 30 days: all compressed
@@ -105,3 +108,35 @@ def test_old_rows_ingested_while_the_compression_job_runs(db_url: str) -> None:
     assert (n, wrong) == (N_SENSORS * (DAYS * 24 + 24 * rounds), 0)
     time.sleep(1.5)  # server statistics reach pg_stat_database within a second
     assert _deadlocks(db_url) == deadlocks_before
+
+
+def test_ingest_csv_materialises_history_older_than_the_aggregate_policy(
+        db_url: str, tmp_path: Path) -> None:
+    """``ecodemo ingest csv`` of old history refreshes ``readings_hourly`` over the hours its
+    policy (last 7 days) never revisits; the recent hour is left to the policy; a re-ingest
+    that writes nothing refreshes nothing."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('timescaledb_information.continuous_aggregates')"
+                        ).fetchone() == (None,):
+            pytest.skip("no continuous aggregate (TimescaleDB with its licence only)")
+    sites = tmp_path / "sites.csv"
+    sites.write_text("site_id,name,kind,latitude,longitude,unit\n"
+                     + "".join(f"hist-{i},history {i},bike,48.85,2.35,bicycles/h\n"
+                               for i in range(3)), encoding="utf-8")
+    recent = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    stamps = [START + timedelta(hours=h) for h in range(48)] + [recent]
+    data = tmp_path / "history.csv"
+    data.write_text("timestamp,site_id,value,unit\n" + "".join(
+        f"{t.isoformat()},hist-{i},{10 + i},bicycles/h\n" for i in range(3) for t in stamps),
+        encoding="utf-8")
+    env = cli_env(ECODEMO_DATABASE_URL=db_url, ECODEMO_STATE_DIR=str(tmp_path / "state"))
+    first = run_cli(["ingest", "csv", str(data), "--sites", str(sites)], env)
+    assert first.returncode == 0, first.stderr
+    assert "readings_hourly refreshed from 2024-01-01 00:00 to " in first.stdout, first.stdout
+    with psycopg.connect(db_url) as c:
+        buckets = c.execute("SELECT min(bucket), max(bucket), count(*), sum(n) "
+                            "FROM readings_hourly").fetchone()
+    assert buckets == (START, START + timedelta(hours=47), 3 * 48, 3 * 48)
+    again = run_cli(["ingest", "csv", str(data)], env)
+    assert again.returncode == 0, again.stderr
+    assert "readings_hourly" not in again.stdout

@@ -40,6 +40,7 @@ from .write import (
     ingest_table,
     quarantine_rows,
     refresh_hourly,
+    refresh_hourly_span,
     set_check_flags,
     set_retention,
     write_batch,
@@ -52,5 +53,6 @@ __all__ = [
     "ValidatedBatch", "classify", "copy_payload", "csv_header", "delete_listed_readings",
     "delete_quarantined", "ingest_csv", "ingest_table", "iter_csv_batches", "load_sensors",
     "quarantine_rows", "readings_payload", "readings_payload_chunks", "refresh_hourly",
+    "refresh_hourly_span",
     "set_check_flags", "set_retention", "validate", "write_batch",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 import psycopg
 
@@ -41,8 +42,19 @@ class IngestCounts:
     quarantined: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Span of the rows inserted or updated (UTC), for refreshing what aggregates them; not
+    # part of as_dict (records and task results keep their shape).
+    first_written: datetime | None = None
+    last_written: datetime | None = None
+
+    def written(self, first: datetime, last: datetime) -> None:
+        """Widen the span of written rows to include [first, last]."""
+        self.first_written = min(first, self.first_written or first)
+        self.last_written = max(last, self.last_written or last)
 
     def add(self, other: IngestCounts) -> None:
+        if other.first_written is not None and other.last_written is not None:
+            self.written(other.first_written, other.last_written)
         self.read += other.read
         self.inserted += other.inserted
         self.updated += other.updated
@@ -52,7 +64,9 @@ class IngestCounts:
             self.reasons[reason] = self.reasons.get(reason, 0) + n
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        del out["first_written"], out["last_written"]
+        return out
 
     def summary(self) -> str:
         return (

@@ -199,6 +199,7 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
     """Write one validated batch and quarantine its rejects, in one transaction."""
     counts = IngestCounts(read=batch.n_good + len(batch.rejected))
     inserted = updated = 0
+    written: np.ndarray | None = None  # rows inserted or updated (a superset: see below)
     for attempt in range(retries):
         try:
             with conn.transaction():
@@ -206,6 +207,8 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
                 _lock_chunks_first(conn, batch)
                 if batch.n_good:
                     new, changed = classify(conn, batch)
+                    # new or changed; a row a concurrent ingest wrote first is counted too
+                    written = new | changed
                     slow = changed
                     if new.any():
                         if _copy_new_rows(conn, batch, np.flatnonzero(new)):
@@ -226,6 +229,10 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
             # probably means..."): the CLI prints one line, so fold them.
             raise DatabaseError(f"ingestion of {source} interrupted: {one_line(exc)}") from exc
     counts.inserted, counts.updated = inserted, updated
+    if written is not None and written.any():
+        ts = batch.ts_us[written]
+        counts.written(_EPOCH + timedelta(microseconds=int(ts.min())),
+                       _EPOCH + timedelta(microseconds=int(ts.max())))
     counts.unchanged = batch.n_good - inserted - updated
     counts.quarantined = len(batch.rejected)
     for r in batch.rejected:
@@ -310,6 +317,28 @@ def delete_quarantined(conn: psycopg.Connection, source_patterns: Sequence[str])
     caller's transaction; rows deleted."""
     return int(conn.execute("DELETE FROM quarantine WHERE source LIKE ANY(%s)",
                             (list(source_patterns),)).rowcount)
+
+
+def refresh_hourly_span(conn: psycopg.Connection, first: datetime | None,
+                        last: datetime | None) -> tuple[datetime, datetime] | None:
+    """On TimescaleDB, materialise ``readings_hourly`` over the hours of [first, last] that are
+    older than its policy's refresh window (``start_offset`` before now), which the policy never
+    revisits: history loaded in bulk. Returns the window refreshed, or None (nothing that old,
+    no continuous aggregate or no policy). Needs an autocommit connection."""
+    if first is None or last is None or conn.execute(
+            "SELECT to_regclass('timescaledb_information.jobs')").fetchone() == (None,):
+        return None
+    row = conn.execute(
+        "SELECT date_trunc('hour', %s::timestamptz), least(date_trunc('hour', "
+        "%s::timestamptz) + interval '1 hour', now() - (config->>'start_offset')::interval) "
+        "FROM timescaledb_information.jobs WHERE proc_name = "
+        "'policy_refresh_continuous_aggregate' AND hypertable_name = 'readings_hourly'",
+        (first, last)).fetchone()
+    if row is None or row[0] >= row[1]:
+        return None
+    # The policy's window ends mid-hour: refresh_continuous_aggregate keeps whole buckets.
+    conn.execute("CALL refresh_continuous_aggregate('readings_hourly', %s, %s)", row)
+    return row[0], row[1]
 
 
 def refresh_hourly(conn: psycopg.Connection) -> None:
