@@ -26,7 +26,7 @@ import pandas as pd
 
 from ecodemo.config import Settings, load_settings
 from ecodemo.metering import track_run
-from ecodemo.snapshot import snapshot_dir
+from ecodemo.paths import snapshot_dir
 from ecodemo.store import migrate
 from ecodemo.store.connection import open_database
 

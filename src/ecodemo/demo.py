@@ -13,7 +13,7 @@ from typing import Any
 
 from ecodemo.config import Settings
 from ecodemo.energy.summary import closing_line, target_balance
-from ecodemo.snapshot import Echo, ingest_snapshot
+from ecodemo.sensors.snapshot import Echo, ingest_snapshot
 from ecodemo.store.connection import open_database
 
 DEMO_STEPS = 7

@@ -6,10 +6,8 @@ These are small read-only queries; they never import Airflow. The DAGs reach the
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -127,14 +125,3 @@ def low_carbon_window(conn: psycopg.Connection, *, now: datetime, deadline: date
                               f"{value:.0f} g/kWh", **base)
     return WindowDecision(False, f"grid at {value:.0f} g/kWh, above {threshold or 0:.0f}: "
                           f"waiting until {deadline.isoformat()} at the latest", **base)
-
-
-def folder_fingerprint(folder: Path, names: list[str]) -> str:
-    """SHA-256 over the named files' names and bytes (identifies a bundled snapshot version)."""
-    h = hashlib.sha256()
-    for name in sorted(names):
-        h.update(name.encode())
-        with open(folder / name, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()

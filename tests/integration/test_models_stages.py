@@ -11,7 +11,7 @@ import pytest
 
 from ecodemo.errors import ModelError
 from ecodemo.models import registry, stages
-from ecodemo.snapshot import ingest_snapshot
+from ecodemo.sensors.snapshot import ingest_snapshot
 
 MODEL_KEYS = set(stages.MODEL_FIELDS)
 

@@ -10,7 +10,8 @@ import pytest
 
 from ecodemo.config import Settings
 from ecodemo.sensors.catalogue import load_catalogue, register_catalogue
-from ecodemo.snapshot import PURGED_TABLES, ingest_snapshot_once, purge_snapshot
+from ecodemo.sensors.snapshot import ingest_snapshot_once
+from ecodemo.snapshot import PURGED_TABLES, purge_snapshot
 from ecodemo.store.ingest import ingest_csv
 from tests.catalogues import TOWN_READINGS, TOWN_SENSOR, snapshot_only, town
 from tests.integration.cli_helpers import cli_env, run_cli

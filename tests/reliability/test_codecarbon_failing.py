@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ecodemo.config import Settings
-from ecodemo.snapshot import ingest_snapshot
+from ecodemo.sensors.snapshot import ingest_snapshot
 from tests.integration.cli_helpers import cli_env
 
 RUNS = ("SELECT energy_kwh, emissions_kg, cpu_energy_kwh, measurement_method, status, duration_s "
@@ -29,7 +29,7 @@ sys.modules["codecarbon"] = None  # makes `import codecarbon` raise ImportError
 from pathlib import Path
 from pydantic import SecretStr
 from ecodemo.config import Settings
-from ecodemo.snapshot import ingest_snapshot
+from ecodemo.sensors.snapshot import ingest_snapshot
 settings = Settings(database_url=SecretStr(sys.argv[1]), state_dir=Path(sys.argv[2]))
 print(json.dumps(ingest_snapshot(settings, echo=lambda _m: None, measure=True)))
 """

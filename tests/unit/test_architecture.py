@@ -1,5 +1,5 @@
 """The package's shape, checked on its source: one module writes each table, imports point down
-and never in a circle, modules stay small (issue 16).
+(:data:`LAYERS`) and never in a circle, modules stay small (issue 16).
 
 Writes are found in the string literals of ``src/ecodemo`` (docstrings and comments excluded) and
 in the migrations' SQL: ``INSERT INTO``, ``UPDATE ... SET``, ``DELETE FROM``, ``TRUNCATE``,
@@ -146,24 +146,30 @@ def test_modules_stay_small() -> None:
     assert not big, f"modules over {MAX_LINES} lines: {big}"
 
 
+def _imported(package: str, text: str, modules: set[str]) -> set[str]:
+    """The ecodemo modules a module's source imports, at any depth (lazy imports in functions
+    included); ``package`` resolves its relative imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, *([node.module] if node.module else [])])
+            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                         for a in node.names)
+    return {m for m in found if m in modules}
+
+
 def _imports() -> dict[str, set[str]]:
     """Module -> the ecodemo modules it imports (lazy imports inside functions included)."""
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     out: dict[str, set[str]] = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                found.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
-                    base = ".".join([*up, *([node.module] if node.module else [])])
-                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                             for a in node.names)
-        out[name] = {m for m in found if m in modules and m != name}
+        out[name] = _imported(package, path.read_text(encoding="utf-8"), set(modules)) - {name}
     return out
 
 
@@ -188,3 +194,88 @@ def test_no_import_cycle() -> None:
         if start not in state:
             cycle = visit(start)
             assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+#: The parts of ``ecodemo``, bottom layer first (docs/architecture.md, "Layers", says the same).
+#: A part is a top-level module or subpackage; ``ecodemo`` is the package's own ``__init__``.
+#: A module may import its own part and any part of a lower layer; a part of its own layer only
+#: through an edge of :data:`ALLOWED_PEERS`; nothing above. ``dags/`` is outside the package.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("base", ("ecodemo", "errors", "config", "paths", "units", "cadence", "solar")),
+    ("store", ("store",)),
+    ("measurement", ("metering",)),
+    ("areas", ("sensors", "models", "energy", "dashboards")),
+    ("across areas", ("scheduling", "snapshot", "pipeline")),
+    ("entry points", ("demo", "cli", "__main__")),
+)
+#: Imports between two parts of one layer, each with its reason.
+ALLOWED_PEERS: dict[tuple[str, str], str] = {
+    ("units", "errors"): "a bad unit is a ConfigError",
+    ("paths", "errors"): "a missing catalogue is a ConfigError",
+    ("cadence", "units"): "a cadence converts durations with the unit registry",
+    ("energy", "models"): "the counterfactual is a baseline forecast (models.baselines)",
+    ("dashboards", "energy"): "the report shows energy's practices and their figures",
+    ("snapshot", "sensors"): "the purge reads the snapshot's file names from its connector",
+    ("pipeline", "scheduling"): "the DAGs ask the scheduling decisions through the pipeline",
+    ("cli", "demo"): "`ecodemo demo` runs it",
+    ("__main__", "cli"): "`python -m ecodemo`",
+}
+
+
+def _part(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """'importer -> imported (layer -> layer)' for every import that does not point down."""
+    layer = {part: i for i, (_, parts) in enumerate(LAYERS) for part in parts}
+    names = [name for name, _ in LAYERS]
+    out = []
+    for importer, imported in sorted((a, b) for a, bs in graph.items() for b in bs):
+        pa, pb = _part(importer), _part(imported)
+        if pa == pb or (pa, pb) in ALLOWED_PEERS:
+            continue
+        if layer[pa] <= layer[pb]:
+            out.append(f"{importer} -> {imported} ({names[layer[pa]]} -> {names[layer[pb]]})")
+    return out
+
+
+def test_every_part_has_a_layer() -> None:
+    parts = {_part(m) for m in _imports()}
+    declared = [p for _, ps in LAYERS for p in ps]
+    assert len(declared) == len(set(declared)), "a part is in two layers"
+    assert parts == set(declared), (f"parts without a layer: {sorted(parts - set(declared))}; "
+                                    f"layers naming no part: {sorted(set(declared) - parts)}")
+    assert {p for edge in ALLOWED_PEERS for p in edge} <= parts
+
+
+def test_the_layer_check_can_fail() -> None:
+    """An upward import, a lazy one and an undeclared edge between peers are all reported."""
+    graph = {"ecodemo.sensors.catalogue": {"ecodemo.snapshot", "ecodemo.paths"},
+             "ecodemo.store.sites": {"ecodemo.models.registry"},
+             "ecodemo.models.data": {"ecodemo.sensors.quality", "ecodemo.models.panel"},
+             "ecodemo.energy.boamps": {"ecodemo.models.baselines"}}
+    assert upward_imports(graph) == [
+        "ecodemo.models.data -> ecodemo.sensors.quality (areas -> areas)",
+        "ecodemo.sensors.catalogue -> ecodemo.snapshot (areas -> across areas)",
+        "ecodemo.store.sites -> ecodemo.models.registry (store -> areas)"]
+    lazy = "def f():\n    from ecodemo.snapshot import purge_snapshot\n    from . import files\n"
+    assert _imported("ecodemo.sensors", lazy, {"ecodemo.snapshot", "ecodemo.sensors.files"}) \
+        == {"ecodemo.snapshot", "ecodemo.sensors.files"}
+
+
+def test_imports_point_down() -> None:
+    up = upward_imports(_imports())
+    assert not up, "imports that point up or sideways (move the code down, or declare the " \
+        "edge in ALLOWED_PEERS with its reason):\n  " + "\n  ".join(up)
+
+
+def test_the_documented_layers_are_the_tested_ones() -> None:
+    """docs/architecture.md's table of layers (top first) lists the same parts in the same
+    layers (parenthesised words are comments)."""
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (?!layer\b)([^|]+?) \| ([^|]+?) \|", section, re.MULTILINE)
+    documented = [(name, sorted(re.findall(r"`(\w+)/?`", re.sub(r"\([^)]*\)", "", parts))))
+                  for name, parts in rows if not set(name) <= set("-")]
+    assert documented[::-1] == [(name, sorted(parts)) for name, parts in LAYERS]

@@ -21,8 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ecodemo.errors import ConfigError
+from ecodemo.paths import sensors_dir
 from ecodemo.sensors.params import CONNECTORS, PARAM_MODELS
-from ecodemo.snapshot import sensors_dir
 from ecodemo.store.sites import (
     Site,
     drop_unread_sensor,

@@ -71,7 +71,7 @@ def _run_connector(settings: Settings, conn: psycopg.Connection, cat: Catalogue,
         from ecodemo.sensors import simulator
         return simulator.ingest(conn, cat, name, start=start, end=end)
     if spec.connector == "snapshot":
-        from ecodemo.snapshot import ingest_snapshot_once
+        from ecodemo.sensors.snapshot import ingest_snapshot_once
         return ingest_snapshot_once(settings)
     raise ConfigError(f"{name}: {spec.connector} sources run as a subscriber "
                       "(`ecodemo ingest mqtt`), not as a one-shot ingestion")
