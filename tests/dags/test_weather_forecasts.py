@@ -57,6 +57,9 @@ def test_weather_dag_backfills_its_interval_as_issued_and_reruns_write_nothing(
                       count(DISTINCT valid_at - issued_at)
                FROM weather_forecasts WHERE source = 'open-meteo:previous-runs'
                GROUP BY 1 ORDER BY 1""").fetchall()
+        ages = {r[0] for r in conn.execute(
+            """SELECT DISTINCT valid_at - issued_at FROM weather_forecasts
+               WHERE source = 'open-meteo:previous-runs'""")}
         runs = conn.execute("SELECT count(*) FROM compute_runs WHERE stage = 'ingest' "
                             "AND details->>'source' = 'open-meteo'").fetchone()
     march30 = datetime(2025, 3, 30, tzinfo=ZoneInfo("UTC"))
@@ -64,4 +67,6 @@ def test_weather_dag_backfills_its_interval_as_issued_and_reruns_write_nothing(
     # written once: the second pass found every issue stored
     assert rows == [(f"open-meteo:{site}", march30, march30 + timedelta(hours=47), 2 * 287, 2)
                     for site in ("paris-road-376-flow", "rte-hauts-de-france-solar")]
+    # issued 1 and 2 days before each hour, plus the 6 h publication margin
+    assert ages == {timedelta(hours=18), timedelta(hours=42)}
     assert runs == (2,)                        # each pass measured

@@ -357,6 +357,52 @@ def test_issued_weather_is_read_as_of_the_issue_time() -> None:
     assert not np.array_equal(changed[1], before[1][1:])
 
 
+def test_backfilled_forecasts_are_read_only_once_published() -> None:
+    """Open-Meteo's Previous Runs answer as the backfill parses it: a ``previous_day<N>`` value
+    whose run's nominal age (valid - N days) is before the origin but whose publication
+    (+ ``PUBLICATION_MARGIN_H``) is after it is not read by the forecast issued at the origin;
+    with the nominal age as issue time (before the margin) the same values would have been."""
+    from dataclasses import replace
+
+    from ecodemo.models.issued import IssuedWeather
+    from ecodemo.sensors.open_meteo import PUBLICATION_MARGIN_H, parse_previous_runs
+
+    panel = _panel(days=40)
+    rng = np.random.default_rng(11)
+    hourly: dict[str, list] = {"time": [t.strftime("%Y-%m-%dT%H:%M") for t in panel.times]}
+    for var in ("temperature_2m", "shortwave_radiation"):
+        for n in (1, 2):
+            hourly[f"{var}_previous_day{n}"] = rng.normal(10, 3, len(panel.times)).tolist()
+    long = parse_previous_runs({"utc_offset_seconds": 0, "hourly": hourly}, station="x",
+                               variables=("temperature_2m", "shortwave_radiation"),
+                               days=(1, 2), source="test")
+    margin = pd.Timedelta(hours=PUBLICATION_MARGIN_H)
+    nominal = long["issued_at"] - margin          # valid - N days
+    assert ((long["valid_at"] - nominal) % pd.Timedelta(days=1) == pd.Timedelta(0)).all()
+    with_fc = replace(panel, issued_weather=IssuedWeather.from_long(long),
+                      weather_provenance="forecast_as_issued")
+    origin = len(panel.times) - 72
+    f = Forecaster(_lgbm(), horizon_h=48, cal_days=7)
+    f.fit(with_fc, origin - 24 * 5)
+    assert "wx_temp_c" in f.point.features  # type: ignore[attr-defined]
+    o = panel.times[origin]
+    unpublished = (nominal <= o) & (long["issued_at"] > o)
+    assert unpublished.sum() == 2 * 2 * PUBLICATION_MARGIN_H    # 2 variables x 2 runs x 6 h
+    bent = long.copy()
+    bent.loc[unpublished, "value"] = bent.loc[unpublished, "value"] * 5 + 40
+
+    def predict(frame: pd.DataFrame) -> tuple[np.ndarray, ...]:
+        panel_fc = replace(with_fc, issued_weather=IssuedWeather.from_long(frame))
+        return f.predict(panel_fc, np.array([origin]), 48)
+
+    for a, b in zip(predict(long), predict(bent), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the check has teeth: issued at their nominal age, the same values are read
+    early = long.assign(issued_at=nominal)
+    changed = predict(early.assign(value=bent["value"]))
+    assert not np.array_equal(changed[1], predict(early)[1])
+
+
 def test_ladder_spec_errors_name_the_file_and_field(tmp_path) -> None:
     from ecodemo.errors import ConfigError
     from ecodemo.models.specs import load_ladder_spec, specs_dir

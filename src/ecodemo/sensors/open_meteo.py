@@ -13,12 +13,14 @@ precip_1h_mm. Archive rows have ``source = 'open-meteo:archive'``; forecast rows
 ``'open-meteo:forecast'`` and never overwrite an archive hour.
 
 Forecasts as issued: each forecast fetch is also kept whole in ``weather_forecasts`` (issued_at
-= the time of the fetch, when ecodemo knew it; valid_at = each hour of the next
+= when the answer arrived, when ecodemo knew it; valid_at = each hour of the next
 ``ISSUED_AHEAD_H`` hours), never overwritten, so the models read what was known at an issue
 time (:mod:`ecodemo.store.weather_forecasts`). Past issues can be backfilled from Open-Meteo's
 Previous Runs API (``GET https://previous-runs-api.open-meteo.com/v1/forecast``, data from
 January 2024): ``hourly=<variable>_previous_day<N>`` is the value forecast N days (24 N hours)
-before the hour, stored with issued_at = valid_at - N days.
+before the hour, stored with issued_at = valid_at - N days + ``PUBLICATION_MARGIN_H``: a run
+is published hours after its initialisation time, so the run's nominal age alone would let a
+backtest read it before a deployment could have (docs/forecasting.md).
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ _CONVERT = {("km/h", "m/s"): 1 / 3.6, ("mp/h", "m/s"): 0.44704, ("kn", "m/s"): 0
             ("°F", "°C"): None, ("inch", "mm"): 25.4}
 ARCHIVE_LAG_DAYS = 5
 ISSUED_AHEAD_H = 48          # hours of each forecast kept as issued
+#: Hours added to a backfilled run's nominal issue time (valid_at - N days). Open-Meteo's Single
+#: Runs docs: a global model's output is public typically 4-6 h after its initialisation time
+#: (regional models 1-3 h), and which run feeds ``previous_day<N>`` is not stated to the hour;
+#: 6 h is the upper end of that range. A constant, not a source parameter: rows are never
+#: overwritten, so another margin would add issues beside the stored ones (migration 013 shifted
+#: the rows stored before by this same 6 h).
+PUBLICATION_MARGIN_H = 6
 
 
 def station_id(site_id: str) -> str:
@@ -168,13 +177,14 @@ def ingest(conn: psycopg.Connection, cat: Catalogue, source: str, *,
 
     Incremental: the archive resumes from the day of the last stored archive hour; a rerun
     writes nothing unless Open-Meteo changed a value. Each forecast is also kept as issued at
-    ``now`` (default: the fetch time) in ``weather_forecasts``.
+    ``now`` (default: the time its answer arrived) in ``weather_forecasts``.
     """
     spec = cat.source(source)
     p = cat.source_params.get(source)
     if not isinstance(p, OpenMeteoParams):
         raise ConfigError(f"{cat.path}: source '{source}' is a {spec.connector} source, "
                           "not open_meteo")
+    pinned_issue = now           # a test's or a replay's fixed issue time
     now = now or datetime.now(UTC)
     today = today or now.date()
     archive_end = today - timedelta(days=ARCHIVE_LAG_DAYS)
@@ -203,8 +213,12 @@ def ingest(conn: psycopg.Connection, cat: Catalogue, source: str, *,
             if p.mode in ("forecast", "auto"):
                 payload = fetch_hourly(http, p.forecast_url, request_params(site, p),
                                        source=source, retries=p.retries)
+                # known once the answer arrived (not when the ingest started: a slow source or
+                # retries must not date it earlier)
+                fetched_at = pinned_issue or datetime.now(UTC)
                 frame = parse_hourly(payload, station=st, variables=p.variables, source=source)
-                issued = insert_forecasts(conn, as_issued(frame, now), "open-meteo:forecast")
+                issued = insert_forecasts(conn, as_issued(frame, fetched_at),
+                                          "open-meteo:forecast")
                 counts["issued_rows"] = issued
                 counts["written"] += issued
                 if last is not None:
@@ -223,7 +237,8 @@ def parse_previous_runs(payload: Any, *, station: str, variables: tuple[str, ...
                         days: tuple[int, ...], source: str) -> pd.DataFrame:
     """A Previous Runs answer -> rows of ``weather_forecasts`` (station_id, variable,
     issued_at, valid_at, value): ``<variable>_previous_day<N>`` at hour h was forecast N days
-    before h, so issued_at = h - N days. Pure; errors as :func:`parse_hourly`."""
+    before h and published some hours later, so issued_at = h - N days +
+    ``PUBLICATION_MARGIN_H``. Pure; errors as :func:`parse_hourly`."""
     if not isinstance(payload, dict) or not isinstance(payload.get("hourly"), dict):
         return parse_hourly(payload, station=station, variables=variables, source=source)
     frames = []
@@ -241,7 +256,8 @@ def parse_previous_runs(payload: Any, *, station: str, variables: tuple[str, ...
                            station=station, variables=variables, source=source)
         frames.append(pd.DataFrame({
             "station_id": run["station_id"], "variable": run["variable"],
-            "issued_at": run["ts"] - pd.Timedelta(days=n), "valid_at": run["ts"],
+            "issued_at": run["ts"] - pd.Timedelta(days=n)
+            + pd.Timedelta(hours=PUBLICATION_MARGIN_H), "valid_at": run["ts"],
             "value": run["value"]}))
     return pd.concat(frames, ignore_index=True)
 

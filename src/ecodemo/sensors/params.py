@@ -53,7 +53,8 @@ class OpenMeteoParams(_Params):
     forecast_url: str = "https://api.open-meteo.com/v1/forecast"
     previous_runs_url: str = "https://previous-runs-api.open-meteo.com/v1/forecast"
     previous_run_days: tuple[int, ...] = Field(
-        default=(1, 2), description="Backfill of forecasts as issued: runs N days before.")
+        default=(1, 2), description="Backfill of forecasts as issued: runs N >= 1 days before "
+        "(day 0 is the latest run, possibly published after the hour it forecasts).")
     mode: Literal["archive", "forecast", "auto"] = Field(
         default="auto", description="auto: archive up to 5 days ago, forecast after.")
     variables: tuple[str, ...] = (
@@ -67,6 +68,13 @@ class OpenMeteoParams(_Params):
     backfill_days: int = Field(
         default=30, ge=1, description="Days fetched for a station with none stored yet (archive; "
         "rolling backfill of forecasts as issued).")
+
+    @field_validator("previous_run_days")
+    @classmethod
+    def _days_back(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or min(v) < 1:
+            raise ValueError("must list whole days >= 1 (e.g. [1, 2])")
+        return v
 
 
 class FilesParams(_Params):
