@@ -28,6 +28,8 @@ from .records import one_line
 
 #: Bytes read per block (about 45,000 long-format rows); also the longest line accepted.
 BLOCK_BYTES = 2 << 20
+#: Arrow's own unit of parallel parsing inside a block.
+_PARSE_BLOCK_BYTES = 256 << 10
 
 
 def _open_stream(path: Path) -> tuple[pa.NativeFile, pa.OSFile]:
@@ -155,21 +157,32 @@ class CsvBlocks:
             return on_invalid(row._replace(number=row.number + offset))
 
         try:
-            table = pacsv.read_csv(
-                pa.py_buffer(block),
-                read_options=pacsv.ReadOptions(column_names=self.names, use_threads=False,
-                                               block_size=len(block) + 1),
-                parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
-                                                 invalid_row_handler=handler),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=columns,
-                    column_types={c: pa.string() for c in columns},
-                    strings_can_be_null=False,
-                    check_utf8=False,  # checked (and marked) above
-                ),
-            )
-        except pa.ArrowInvalid as exc:
-            raise InputError(f"malformed CSV near line {offset + 1}: {one_line(exc)}",
-                             source=str(self.path)) from exc
+            # The usual block has no bad row: parsed on Arrow's threads, with no handler (Arrow
+            # numbers invalid rows only when parsing serially, and no Python runs on its
+            # threads). A block with one raises, and is parsed again serially with the handler.
+            table = self._arrow(block, columns, None)
+        except pa.ArrowInvalid:
+            try:
+                table = self._arrow(block, columns, handler)
+            except pa.ArrowInvalid as exc:
+                raise InputError(f"malformed CSV near line {offset + 1}: {one_line(exc)}",
+                                 source=str(self.path)) from exc
         self.rows_before += table.num_rows + invalid
         return table
+
+    def _arrow(self, block: bytes, columns: list[str],
+               handler: Callable[[pacsv.InvalidRow], str] | None) -> pa.Table:
+        return pacsv.read_csv(
+            pa.py_buffer(block),
+            read_options=pacsv.ReadOptions(column_names=self.names,
+                                           use_threads=handler is None,
+                                           block_size=_PARSE_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
+                                             invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=columns,
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=False,
+                check_utf8=False,  # checked (and marked) before
+            ),
+        )
