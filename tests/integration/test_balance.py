@@ -135,6 +135,8 @@ def test_whole_life_and_ranges_hand_checked(conn, runs, model) -> None:
     # selection: the latest ladder only (0.2 + 0.1 + 0.05 + 0.05 kWh, estimated), the rung not
     # chosen included; the previous ladder and a ladder with no choice recorded yet excluded
     assert sel.n_runs == 4
+    # run hours (the embodied share's base): 4 runs of 1 s, amortised like the energy
+    assert sel.hours_span.pair() == pytest.approx([4 / 3600 * 24 / 168, 4 / 3600 * f_hi])
     sel_kwh = 0.4
     assert (sel.kwh_span.low, sel.kwh, sel.kwh_span.high) == pytest.approx(
         (sel_kwh * 0.6 * f, sel_kwh * f, sel_kwh * 1.4 * f_hi))

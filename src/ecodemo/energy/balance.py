@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 
 from ecodemo.energy.benefit import Avoided
+from ecodemo.energy.embodied import Embodied
 from ecodemo.energy.ranges import Span, as_dict, pair
 from ecodemo.store import balances
 
@@ -65,6 +66,7 @@ class RunRow:
     grid_g_per_kwh: float | None = None
     grid_g_min: float | None = None
     grid_g_max: float | None = None
+    duration_s: float | None = None     # run time, for the embodied share (None: unknown)
 
     def intensity_ratio(self, annual: Span) -> Span:
         """Relative range of the carbon intensity behind this run's CO2: the spread of the
@@ -97,6 +99,8 @@ class Component:
     kwh_measured_part: float = 0.0
     one_off_span: Span | None = None        # before amortisation (selection and training)
     note: str = ""
+    # run hours, weighted and factored like the energy (embodied share); None: a duration unknown
+    hours_span: Span | None = None
 
     @property
     def kwh(self) -> float | None:
@@ -112,7 +116,7 @@ class Component:
 
     def unknown(self, why: str) -> None:
         """No record of what this part cost: unknown, not free."""
-        self.kwh_span = self.kgco2e_span = self.one_off_span = None
+        self.kwh_span = self.kgco2e_span = self.one_off_span = self.hours_span = None
         self.kgco2e_annual_constant = None
         self.n_unmeasured += 1
         self.note = f"{why}; {self.note}"
@@ -126,7 +130,8 @@ class Component:
                 "n_grid_intensity": self.n_grid_intensity,
                 "kwh_measured_part": self.kwh_measured_part,
                 "one_off_kgco2e": self.one_off_kgco2e,
-                "one_off_kgco2e_range": pair(self.one_off_span), "note": self.note}
+                "one_off_kgco2e_range": pair(self.one_off_span),
+                "run_hours_range": pair(self.hours_span), "note": self.note}
 
 
 def _banded(value: float, width: float) -> Span:
@@ -156,6 +161,8 @@ def component(name: str, runs: list[RunRow], factor: Span | float = 1.0, note: s
         kg = kg + _banded(r.weight * (co2 or 0.0), w) * r.intensity_ratio(annual)
         kg_annual += r.weight * (r.emissions_kg or 0.0)
     complete = len(measured) == len(runs)
+    hours = (None if any(r.duration_s is None for r in runs) else
+             Span.point(sum(r.weight * (r.duration_s or 0.0) for r in runs) / 3600.0) * f)
     return Component(
         name=name, kwh_span=kwh * f if complete else None,
         kgco2e_span=kg * f if complete else None, factor=f, n_runs=len(runs),
@@ -163,7 +170,7 @@ def component(name: str, runs: list[RunRow], factor: Span | float = 1.0, note: s
         kgco2e_annual_constant=kg_annual * f.central if complete else None,
         n_grid_intensity=sum(1 for r in measured if r.grid_emissions_kg is not None),
         kwh_measured_part=kwh.central * f.central, one_off_span=kg if complete else None,
-        note=note)
+        note=note, hours_span=hours)
 
 
 def _central(span: Span | None) -> float | None:
@@ -201,6 +208,9 @@ class Balance:
     method: str
     key_unit: str = "1"
     assumptions: dict[str, Any] = field(default_factory=dict)
+    # manufacturing CO2e of the machine for the runs' hours (kgCO2e, not energy); None: not
+    # counted (then net, ratio and break-even are the use phase's alone)
+    embodied: Embodied | None = None
 
     @property
     def period_h(self) -> float:
@@ -227,8 +237,19 @@ class Balance:
         return _central(self.compute_kgco2e_span)
 
     @property
+    def run_hours_span(self) -> Span | None:
+        return _total([c.hours_span for c in self.parts])
+
+    @property
+    def spent_kgco2e_span(self) -> Span | None:
+        """Use-phase CO2 of compute plus the embodied share when it is counted."""
+        if self.embodied is None:
+            return self.compute_kgco2e_span
+        return _total([self.compute_kgco2e_span, self.embodied.kgco2e_span])
+
+    @property
     def net_kgco2e_span(self) -> Span | None:
-        c = self.compute_kgco2e_span
+        c = self.spent_kgco2e_span
         return None if c is None else self.avoided.kgco2e_span - c
 
     @property
@@ -249,13 +270,15 @@ class Balance:
 
     @property
     def ratio(self) -> float | None:
-        c = self.compute_kgco2e
+        c = _central(self.spent_kgco2e_span)
         return None if c is None or c <= 0 else self.avoided.avoided_kgco2e / c
 
     def _one_off_and_running(self) -> tuple[Span, Span] | None:
         one_off = _total([self.selection.one_off_span, self.train.one_off_span])
+        # the embodied share accrues with the hours used: counted as running
         running = _total([self.ingest.kgco2e_span, self.predict.kgco2e_span,
-                          self.accounting.kgco2e_span])
+                          self.accounting.kgco2e_span]
+                         + ([] if self.embodied is None else [self.embodied.kgco2e_span]))
         return None if one_off is None or running is None else (one_off, running)
 
     @property
@@ -281,13 +304,13 @@ class Balance:
 
     @property
     def breakeven_value(self) -> float | None:
-        c, per_unit = self.compute_kgco2e, self.avoided.kgco2e_per_unit_key
+        c, per_unit = _central(self.spent_kgco2e_span), self.avoided.kgco2e_per_unit_key
         if c is None or per_unit <= 0:
             return None
         return c / per_unit
 
     def breakeven_range(self) -> list[float | None] | None:
-        c, pu = self.compute_kgco2e_span, self.avoided.per_unit_key_span
+        c, pu = self.spent_kgco2e_span, self.avoided.per_unit_key_span
         if c is None or pu.high <= 0:
             return None
         return [c.low / pu.high, c.high / pu.low if pu.low > 0 else None]
@@ -302,7 +325,7 @@ class Balance:
                                "breakeven_range": self.breakeven_range(),
                                "meaning": "value of the key assumption at which net = 0 "
                                           "(avoided CO2 = compute CO2 over the period)"}
-        if self.compute_kgco2e is None:
+        if self.spent_kgco2e_span is None:
             out["why_none"] = "compute CO2 unknown: a run was not measured"
         elif self.avoided.kgco2e_per_unit_key <= 0:
             out["why_none"] = ("the model does not beat the counterfactual (or the lever "
@@ -318,6 +341,8 @@ class Balance:
                 "compute_kgco2e_range": pair(self.compute_kgco2e_span),
                 "net_kgco2e_range": pair(self.net_kgco2e_span),
                 "net_kwh_range": pair(self.net_kwh_span),
+                "embodied_kgco2e_range": (None if self.embodied is None
+                                          else pair(self.embodied.kgco2e_span)),
                 "payback_hours_range": self.payback_hours_range}
 
     def as_row(self) -> dict[str, Any]:
@@ -345,6 +370,7 @@ class Balance:
             "avoided_kgco2e_span": as_dict(self.avoided.kgco2e_span),
             "unmeasured_runs": self.unmeasured_runs(),
             "components": {c.name: c.as_dict() for c in self.parts},
+            "embodied": None if self.embodied is None else self.embodied.as_dict(),
         }
 
 

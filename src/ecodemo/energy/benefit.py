@@ -164,6 +164,20 @@ class Accounting(BaseModel):
     # relative range of CodeCarbon's annual intensity, for runs with no grid value collected
     annual_intensity_factor: Parameter | None = None
     measurement_bands: dict[Literal["hardware_counters", "estimated"], MeasurementBand]
+    # The deployment's own server: manufacturing kgCO2e and lifetime (both, or neither: then
+    # the spread of the shipped Boavizta extract, ecodemo.energy.embodied)
+    embodied_kgco2e: Parameter | None = None
+    embodied_lifetime_years: Parameter | None = None
+
+    @model_validator(mode="after")
+    def _embodied_pair(self) -> Accounting:
+        if (self.embodied_kgco2e is None) != (self.embodied_lifetime_years is None):
+            raise ValueError("embodied_kgco2e and embodied_lifetime_years go together: "
+                             "declare both (or neither, for the shipped dataset's range)")
+        for p in (self.embodied_kgco2e, self.embodied_lifetime_years):
+            if p is not None and p.bounds()[0] <= 0:
+                raise ValueError("embodied_kgco2e and embodied_lifetime_years must be > 0")
+        return self
 
     def band(self, method: str | None) -> tuple[float, str]:
         """(relative width, why) of an energy measured by ``method`` (a compute_runs text)."""

@@ -31,7 +31,7 @@ ACCOUNTING_STAGES = ("evaluate", "report", "publish")
 # The run's columns, and the lowest and highest collected grid intensity it could have been
 # matched with (ecodemo.energy.grid: the run's duration +/- the matching tolerance).
 _COLUMNS = """c.stage, c.energy_kwh, c.emissions_kg, c.grid_emissions_kg, c.measurement_method,
-    c.grid_intensity_g_per_kwh, w.g_min, w.g_max"""
+    c.grid_intensity_g_per_kwh, w.g_min, w.g_max, c.duration_s"""
 _WINDOW = """LEFT JOIN LATERAL (
     SELECT min(g.g_per_kwh) AS g_min, max(g.g_per_kwh) AS g_max FROM grid_intensity g
     WHERE c.grid_intensity_g_per_kwh IS NOT NULL AND g.zone = %(zone)s
@@ -44,7 +44,8 @@ _SELECT = pgsql.SQL("SELECT {columns} FROM compute_runs c {window} WHERE ").form
 
 def _row(r: tuple[Any, ...]) -> RunRow:
     return RunRow(stage=r[0], energy_kwh=r[1], emissions_kg=r[2], grid_emissions_kg=r[3],
-                  method=r[4], grid_g_per_kwh=r[5], grid_g_min=r[6], grid_g_max=r[7])
+                  method=r[4], grid_g_per_kwh=r[5], grid_g_min=r[6], grid_g_max=r[7],
+                  duration_s=r[8])
 
 
 def _runs(conn: psycopg.Connection, where: LiteralString,

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ecodemo.config import Settings
-from ecodemo.energy import accuracy, balance, benefit, counterfactual, gather, improvement
+from ecodemo.energy import accuracy, balance, benefit, counterfactual, embodied, gather, improvement
 from ecodemo.energy.grid import recompute_grid_emissions
+from ecodemo.energy.ranges import Span
 from ecodemo.errors import InputError
 from ecodemo.metering import track_run
 from ecodemo.store import migrate
@@ -130,7 +131,8 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
             av = benefit.avoided(km, red.span(), period_h)
             b = balance.Balance(
                 kind=kind, model_id=model_id, period_start=start, period_end=end, **parts,
-                avoided=av, key_name=km.key, key_value=km.energy_factors[km.key].value,
+                avoided=av, embodied=_embodied(model.accounting, parts), key_name=km.key,
+                key_value=km.energy_factors[km.key].value,
                 key_unit=km.energy_factors[km.key].unit,
                 method=_method(red, cf, *parts.values()),
                 assumptions={
@@ -160,6 +162,19 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
             balance.upsert_balance(conn, b)
             out.append(summary_of(b))
     return out, skipped
+
+
+def _embodied(acc: benefit.Accounting,
+              parts: dict[str, balance.Component]) -> embodied.Embodied:
+    """The machine's manufacturing share for the hours of the balance's runs."""
+    spans = [c.hours_span for c in parts.values()]
+    hours = None if any(h is None for h in spans) else sum(
+        (h for h in spans if h is not None), start=Span.point(0.0))
+    kg, life = acc.embodied_kgco2e, acc.embodied_lifetime_years
+    if kg is None or life is None:
+        return embodied.embodied_of(hours)
+    source = "; ".join(" ".join(t.split()) for t in (kg.source, life.source))
+    return embodied.embodied_of(hours, kg.span(), life.span(), declared_source=source)
 
 
 def _vs_baseline(conn: Any, kind: str, model_id: str, km: benefit.KindModel, frame: Any,
@@ -226,7 +241,9 @@ def _method(red: improvement.Reduction, cf: counterfactual.Resolved,
             f"run(s) (collection, the whole model selection, training of the version in "
             f"service, inference, evaluation), {grid} with éCO2mix grid intensity at run "
             f"time, the others with CodeCarbon's annual constant; selection and training "
-            f"amortised over the service life; every figure with its [low, high] range")
+            f"amortised over the service life; the machine's embodied (manufacturing) CO2e "
+            f"for the runs' hours added to the CO2 spent, apart from energy (see embodied); "
+            f"every figure with its [low, high] range")
     if unmeasured:
         text = (f"INCOMPLETE: {unmeasured} run(s) not measured or not recorded, so compute and "
                 f"net figures are NULL (never counted as 0). ") + text
@@ -245,6 +262,7 @@ def summary_of(b: balance.Balance) -> dict[str, Any]:
         "avoided_kwh": b.avoided.avoided_kwh, "avoided_kgco2e": b.avoided.avoided_kgco2e,
         "net_kgco2e": b.net_kgco2e, "net_kwh": b.net_kwh, "benefit_cost_ratio": b.ratio,
         "payback_hours": b.payback_hours, **a["ranges"], "breakeven": b.breakeven(),
+        "embodied_kgco2e": None if b.embodied is None else b.embodied.kgco2e,
         "secondary_counterfactuals": a.get("secondary_counterfactuals"),
         "unmeasured_runs": b.unmeasured_runs(), "method": b.method,
         "machine_learning_increment": a.get("machine_learning_increment"),

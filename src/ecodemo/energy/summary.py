@@ -15,7 +15,12 @@ not measured, or, for a payback's high end, where it never pays back at the low 
   ``secondary_counterfactuals``,
   ``breakeven`` ({parameter, value_used, unit, breakeven_value, breakeven_range, statement}),
   ``period``, ``machine_learning_increment``, ``assumptions``;
-- top level: ``net_kgco2e``, ``net_kgco2e_range``, ``net_kwh`` (saved only), ``payback_hours``,
+- ``embodied``: the machine's manufacturing CO2e for the runs' hours (kgCO2e, not energy):
+  ``kgco2e``, ``kgco2e_range``, ``run_hours``, ``kgco2e_per_machine_hour``,
+  ``manufacturing_kgco2e``, ``lifetime_years`` (each with its range), ``machine_share``,
+  ``source``, ``method`` (None for a balance stored before it was counted);
+- top level: ``net_kgco2e`` (avoided minus compute CO2 minus embodied), ``net_kgco2e_range``,
+  ``net_kwh`` (saved only), ``payback_hours``,
   ``payback_hours_range``.
 """
 
@@ -39,6 +44,7 @@ def target_balance(conn: psycopg.Connection, kind: str, model_id: str) -> dict[s
     if row is None:
         return {"compute": {}, "benefit": {}, "net_kgco2e": None, "net_kgco2e_range": None,
                 "payback_hours": None, "payback_hours_range": None, "balance_model_id": None,
+                "embodied": None,
                 "balance_method": "no balance stored"}
     (model, ingest, train, predict, total_kwh, total_kg, avoided_kwh, avoided_kg, net_kg,
      payback, breakeven, a, method) = row
@@ -70,6 +76,8 @@ def target_balance(conn: psycopg.Connection, kind: str, model_id: str) -> dict[s
             "breakeven": breakeven, "period": a.get("period"),
             "machine_learning_increment": a.get("machine_learning_increment"),
             "assumptions": a},
+        # manufacturing CO2e of the machine for the runs' hours: CO2e, never energy
+        "embodied": a.get("embodied"),
         "net_kgco2e": net_kg, "net_kgco2e_range": ranges.get("net_kgco2e_range"),
         "net_kwh": a.get("net_kwh"), "payback_hours": payback,
         "payback_hours_range": ranges.get("payback_hours_range"),
@@ -109,6 +117,10 @@ def closing_line(t: dict[str, Any]) -> str:
     kg = b.get("avoided_kgco2e")
     avoided = ("" if kg is None else
                f", avoids {_num(kg)} kgCO2e{_r(b.get('avoided_kgco2e_range'))}")
+    emb = t.get("embodied") or {}
+    if emb.get("kgco2e") is not None:
+        spent += (f"; embodied (manufacturing) {_num(emb['kgco2e'], 3)} kgCO2e"
+                  f"{_r(emb.get('kgco2e_range'), 3)}")
     net = t.get("net_kgco2e")
     net_s = ("net n/a" if net is None else
              f"net {_num(net, sign=True)} kgCO2e{_r(t.get('net_kgco2e_range'), sign=True)}")
