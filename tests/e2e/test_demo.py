@@ -44,9 +44,13 @@ def test_demo_writes_outputs_and_a_complete_summary(filled_store: FilledStore) -
         proto = t["backtest_protocol"]
         assert proto["selection"]["last_origin"] < proto["test"]["first_origin"]
         assert t["day_ahead"]["n"] > 0 and "skill_vs_seasonal_naive" in t["day_ahead"]
+        # the machine's manufacturing share (CO2e, not energy), a range from the Boavizta sheets
+        emb = t["embodied"]
+        assert emb["kgco2e_range"][0] < emb["kgco2e"] < emb["kgco2e_range"][1]
+        assert "Boavizta" in emb["source"] and "upper bound" in emb["method"]
         if t["net_kgco2e"] is not None:
             assert abs(t["net_kgco2e"] - (t["benefit"]["avoided_kgco2e"]
-                                          - t["compute"]["total_kgco2e"])) < 1e-6
+                                          - t["compute"]["total_kgco2e"] - emb["kgco2e"])) < 1e-6
         # named counterfactual, ranges around every central figure, selection, saved/shifted
         b = t["benefit"]
         assert b["counterfactual"]["name"] and b["counterfactual"]["why"]

@@ -219,6 +219,12 @@ def figures(report: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_fig("balance", "selection_kwh", sel.get("kwh"), "kWh", sel.get("note", ""),
                         "balances", {"range": sel.get("kwh_range")}, kind=b["kind"],
                         model=b["model_id"]))
+        emb = assumptions.get("embodied")
+        if emb:     # the machine's manufacturing share: kgCO2e, never energy
+            out.append(_fig("balance", "embodied_kgco2e", emb.get("kgco2e"), "kgCO2e",
+                            emb.get("method", ""), emb.get("source", ""),
+                            {"range": emb.get("kgco2e_range")}, kind=b["kind"],
+                            model=b["model_id"]))
         for name, rng in (assumptions.get("ranges") or {}).items():
             out.append(_fig("balance", name, rng, "[low, high]",
                             "low/central/high propagated from measurement bands and the "
