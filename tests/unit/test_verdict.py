@@ -87,3 +87,12 @@ def test_a_few_milligrams_lost_is_negligible_not_negative() -> None:
     # one gram or more lost is a real loss, whatever the model
     html = render_card(_card(net_kgco2e=-2e-3, net_kgco2e_range=None), "fr")
     assert 'class="badge neg">bilan négatif<' in html
+
+
+def test_embodied_share_is_said_apart_with_its_range_in_both_languages() -> None:
+    card = _card(embodied_kgco2e=6.5e-4, embodied_kgco2e_range=(3.5e-4, 4.0e-3))
+    fr, en = render_card(card, "fr"), render_card(card, "en")
+    assert "Fabrication de la machine" in fr and "650\u00a0mg\u00a0CO₂e, compté" in fr
+    assert "(fourchette : 0,35 à 4\u00a0g\u00a0CO₂e)" in fr
+    assert "Building the machine" in en and "counted in the net. (range: 0.35 to 4" in en
+    assert "Fabrication" not in render_card(_card(), "fr")   # not counted: nothing said

@@ -144,6 +144,10 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
             "avoided_kgco2e": _f(b.get("avoided_kgco2e")),
             "avoided_kgco2e_range": _range(_pick(b, "avoided_kgco2e_range")),
             "energy_effect": _pick(b, "energy_effect"),
+            # the machine's manufacturing share for the runs' hours (CO2e, not energy)
+            "embodied_kgco2e": _f(_json(b["assumptions"].get("embodied")).get("kgco2e")),
+            "embodied_kgco2e_range": _range(
+                _json(b["assumptions"].get("embodied")).get("kgco2e_range")),
             "net_kgco2e": _f(b.get("net_kgco2e")),
             "net_kgco2e_range": _range(_pick(b, "net_kgco2e_range")),
             "payback_hours": _f(b.get("payback_hours")),
@@ -242,6 +246,10 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
             cost += " " + t["verdict.selection"].format(kwh=hz.energy(c["selection_kwh"], lang))
         if c["accounting_kwh"]:  # none recorded yet: nothing to say
             cost += " " + t["verdict.accounting"].format(kwh=hz.energy(c["accounting_kwh"], lang))
+        if c.get("embodied_kgco2e") is not None:
+            cost += " " + t["verdict.embodied"].format(co2=hz.co2(c["embodied_kgco2e"], lang))
+            if c.get("embodied_kgco2e_range"):
+                cost += _in_range(t, hz.co2_range, c["embodied_kgco2e_range"], lang)
         bulb = hz.bulb(c["compute_kwh"], lang)
         if bulb:
             cost += f' <span class="compare">{_e(t["verdict.that_is"])} {_e(bulb)}.</span>'
