@@ -36,6 +36,10 @@ def test_numbers_french_conventions_and_missing_values() -> None:
     assert hz.percent(0.236) == f"24{NNBSP}%" and hz.percent(0.236, "en") == "24%"
     assert hz.co2(3.4e-6) == "3,4\u00a0mg\u00a0CO₂e" and hz.co2(1500) == "1,5\u00a0t\u00a0CO₂e"
     assert hz.energy_range(0.0005, 0.002, "fr") == "0,5 à 2\u00a0Wh"
+    # beside a central value, in its unit: '1 000 J (600 à 6 100 J)', not '(0,17 à 1,7 Wh)'
+    kwh = 1000 / 3.6e6
+    assert hz.energy(kwh) == f"1{NNBSP}000\u00a0J"
+    assert hz.energy_range(0.6 * kwh, 6.1 * kwh, "fr", like=kwh) == f"600 à 6{NNBSP}100\u00a0J"
 
 
 def test_durations_and_paris_time() -> None:

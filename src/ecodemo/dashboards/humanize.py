@@ -82,19 +82,21 @@ def co2(kg: float | None, lang: Lang = "fr", sig: int = 3) -> str:
 
 
 def _range(low: float | None, high: float | None, scale: tuple[tuple[str, float], ...],
-           suffix: str, lang: Lang) -> str:
-    """'1,2 à 3,4 <unit>' in the unit (from ``scale``) of the larger end."""
+           suffix: str, lang: Lang, like: float | None = None) -> str:
+    """'1,2 à 3,4 <unit>' in the unit (from ``scale``) of the larger end, or of ``like`` (the
+    central value shown beside it, so '1 000 J (200 à 2 200 J)', not '(0,06 à 0,6 Wh)')."""
     if low is None or high is None:
         return "–"
-    _, sym = _scaled(max(abs(low), abs(high)) or 1e-9, scale)
+    _, sym = _scaled(abs(like) if like else max(abs(low), abs(high)) or 1e-9, scale)
     size = dict(scale)[sym]
     sep = " à " if lang == "fr" else " to "
     return f"{number(low / size, lang, 2)}{sep}{number(high / size, lang, 2)}\u00a0{sym}{suffix}"
 
 
-def energy_range(low: float | None, high: float | None, lang: Lang = "fr") -> str:
-    """'1,2 à 3,4 Wh' / '1.2 to 3.4 Wh' (the unit of the larger end)."""
-    return _range(low, high, _ENERGY, "", lang)
+def energy_range(low: float | None, high: float | None, lang: Lang = "fr",
+                 like: float | None = None) -> str:
+    """'1,2 à 3,4 Wh' / '1.2 to 3.4 Wh' (the unit of the larger end, or of ``like``)."""
+    return _range(low, high, _ENERGY, "", lang, like)
 
 
 def co2_range(low: float | None, high: float | None, lang: Lang = "fr") -> str:

@@ -116,7 +116,7 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
     if v is None:
         return "–"
     if col.endswith("_range") and isinstance(v, list) and len(v) == 2:
-        return html.escape(range_cell(col, v, lang))
+        return html.escape(range_cell(col, v, lang, row.get(col[:-6])))
     if col == "energy_effect":
         return html.escape(t.get(f"effect.{v}", str(v)))
     if col in ("measurement_method", "method"):
@@ -142,11 +142,13 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
     return f'<span title="{html.escape(text)}">{html.escape(text[:MAX_TEXT - 1])}…</span>'
 
 
-def range_cell(col: str, pair: list[Any], lang: Lang) -> str:
-    """A [low, high] pair in the unit its column's name says."""
+def range_cell(col: str, pair: list[Any], lang: Lang, central: Any = None) -> str:
+    """A [low, high] pair in the unit its column's name says (an energy in the unit of its
+    central value, the column before it: '1 000 J' then '600 à 6 100 J')."""
     lo, hi = (None if x is None else float(x) for x in pair)
     if col.endswith("_kwh_range"):
-        return hz.energy_range(lo, hi, lang)
+        like = float(central) if isinstance(central, int | float | Decimal) else None
+        return hz.energy_range(lo, hi, lang, like=like)
     if col.endswith("_kgco2e_range"):
         return hz.co2_range(lo, hi, lang)
     return f"{number_cell(col[:-6], lo, lang) if lo is not None else '–'} – " \

@@ -238,7 +238,9 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
         cost = t["verdict.cost"].format(kwh=hz.energy(c["compute_kwh"], lang),
                                         co2=hz.co2(c["compute_kgco2e"], lang), period=period)
         if c["compute_kwh_range"]:
-            cost += _in_range(t, hz.energy_range, c["compute_kwh_range"], lang)
+            cost += _in_range(t, lambda lo, hi, lg: hz.energy_range(lo, hi, lg,
+                                                                    like=c["compute_kwh"]),
+                              c["compute_kwh_range"], lang)
         if c["build_kwh"] is not None and c["run_kwh"] is not None:
             cost += " " + t["verdict.split"].format(build=hz.energy(c["build_kwh"], lang),
                                                     run=hz.energy(c["run_kwh"], lang))

@@ -36,7 +36,9 @@
     var err = (hi - lo) / n / step;
     step *= err >= 7.5 ? 10 : err >= 3.5 ? 5 : err >= 1.5 ? 2 : 1;
     var out = [];
-    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) { out.push(v); }
+    // from the tick at or below lo to the tick at or above hi: no value drawn off the axes
+    for (var v = Math.floor(lo / step + 1e-9) * step; v <= hi + step * 1e-9; v += step) { out.push(v); }
+    if (out[out.length - 1] < hi - step * 1e-9) { out.push(out[out.length - 1] + step); }
     return out;
   }
   function scale(d0, d1, r0, r1, log) {
@@ -220,7 +222,7 @@
     var xv = pts.map(function (p) { return p.x; }), yv = pts.map(function (p) { return p.y; });
     var x0 = Math.min.apply(null, xv), x1 = Math.max.apply(null, xv);
     if (spec.logX) { x0 = Math.pow(10, Math.floor(Math.log10(x0))); x1 = Math.pow(10, Math.ceil(Math.log10(x1))); }
-    var yTicks = niceTicks(0, Math.max.apply(null, yv), 5);
+    var yTicks = niceTicks(0, Math.max.apply(null, yv) * 1.1, 5);  // room for the top label
     var xs = scale(x0, x1, f.m.l + 8, f.W - f.m.r - 8, spec.logX);
     var ys = scale(yTicks[0], yTicks[yTicks.length - 1], f.H - f.m.b, f.m.t);
     var xt = [];
@@ -228,13 +230,25 @@
     else { xt = niceTicks(x0, x1, 4); }
     axes(f, xs, ys, xt, function (v) { return fmt(v); }, yTicks, spec.yUnit);
     svgEl("text", {x: f.W - f.m.r, y: f.H - 2, "text-anchor": "end", "class": "unit"}, f.svg).textContent = spec.xUnit || "";
-    var groups = {}, items = [];
+    var groups = {}, items = [], placed = [];
     pts.forEach(function (p) {
       if (!(p.group in groups)) { groups[p.group] = p.color || COLORS[items.length % COLORS.length]; items.push({name: p.group, color: groups[p.group]}); }
       var c = svgEl("circle", {cx: xs(p.x), cy: ys(p.y), r: 6, fill: groups[p.group], "class": "dot"}, f.svg);
       var right = xs(p.x) > f.W * 0.7;
-      svgEl("text", {x: xs(p.x) + (right ? -9 : 9), y: ys(p.y) - 6, "text-anchor": right ? "end" : "start",
-                     "class": "dotlabel"}, f.svg).textContent = p.label;
+      var label = svgEl("text", {x: xs(p.x) + (right ? -9 : 9), y: ys(p.y) - 6, "text-anchor": right ? "end" : "start",
+                                 "class": "dotlabel"}, f.svg);
+      label.textContent = p.label;
+      // labels of close rungs would print over each other: move down a line until clear
+      var box = label.getBBox(), tries = 0;
+      function clash(b) {
+        return placed.some(function (q) { return b.x < q.x + q.width && q.x < b.x + b.width &&
+                                                 b.y < q.y + q.height && q.y < b.y + b.height; });
+      }
+      while (clash(box) && tries++ < 6) {
+        label.setAttribute("y", Number(label.getAttribute("y")) + box.height);
+        box = label.getBBox();
+      }
+      placed.push(box);
       function show(ev) {
         var r = f.svg.getBoundingClientRect();
         showTip(f, "<b>" + p.label + "</b><br>" + fmt(p.x) + " " + (spec.xUnit || "") + "<br>" + fmt(p.y) + " " + (spec.yUnit || "") + (p.note ? "<br>" + p.note : ""),
