@@ -96,3 +96,17 @@ def test_embodied_share_is_said_apart_with_its_range_in_both_languages() -> None
     assert "(fourchette : 0,35 à 4\u00a0g\u00a0CO₂e)" in fr
     assert "Building the machine" in en and "counted in the net. (range: 0.35 to 4" in en
     assert "Fabrication" not in render_card(_card(), "fr")   # not counted: nothing said
+
+
+def test_default_counterfactual_says_why_in_the_readers_language() -> None:
+    fr = render_card(_card(counterfactual_default=True), "fr")
+    assert "Sans ce service, l'exploitant pourrait toujours" in fr
+    assert "le bilan ne crédite que ce que l'apprentissage automatique ajoute" in fr
+    assert "Sans ce service" not in render_card(_card(counterfactual_default=True,
+                                                      model="climatology", model_is_ml=False),
+                                                "fr")
+    assert "the best no-AI rung" not in fr
+    en = render_card(_card(counterfactual_default=True), "en")
+    assert "Without this service the operator could still" in en
+    assert "the best no-AI rung" not in en   # the catalogue's words, not the stored text
+    assert "the best no-AI rung" in render_card(_card(), "en")   # a declared reason as written

@@ -123,6 +123,9 @@ def collect_cards(conn: psycopg.Connection, short_name: Any) -> list[dict[str, A
             "model_is_ml": str(model) not in NO_AI,
             "counterfactual": cf_name, "counterfactual_why": cf.get("why")
             if isinstance(cf, dict) else None,
+            # the shipped default (best no-AI rung): its reason has words in the catalogue
+            "counterfactual_default": isinstance(cf, dict) and str(
+                cf.get("declared") or "").endswith("(best_no_ai)"),
             "nmae": rungs.get(kind, {}).get(str(model)),
             "day_ahead_skill": day_ahead.get(kind),
             "weather": weather.get(kind),
@@ -221,7 +224,10 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
             model=_e(_rung(c["model"], t)))
     else:
         acc = t["verdict.acc_unknown"].format(model=_e(_rung(c["model"], t)), cf=cf)
-    if c["counterfactual_why"] and lang == "en":  # the balance writes its reasons in English
+    if c.get("counterfactual_default"):
+        if c["model_is_ml"]:   # a no-AI choice already says it needs no learning
+            acc += f' <span class="note">({_e(t["verdict.cf_why.best_no_ai"])})</span>'
+    elif c["counterfactual_why"] and lang == "en":  # a declared reason, as the YAML wrote it
         acc += f' <span class="note">({_e(rung_words(str(c["counterfactual_why"]), t))})</span>'
     if c["day_ahead_skill"] is not None and c["model_is_ml"]:
         skill = c["day_ahead_skill"]
