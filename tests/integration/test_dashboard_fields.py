@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 
-from ecodemo.dashboards.common import KIND_NAMES
+from ecodemo.dashboards.common import KIND_NAMES, code_words
 from ecodemo.dashboards.grafana_sql import expand
+from ecodemo.dashboards.labels import labels
 from tests.integration.test_dashboard_sql import DASHBOARDS, _cases
 from tests.pipeline_rows import FilledStore
 
@@ -143,3 +144,24 @@ def test_the_checks_catch_what_they_should() -> None:
     assert _codes_shown("traffic", mappings) == "traffic"
     assert _codes_shown("bike · lgbm_small v2", []) == "bike · lgbm_small v2"
     assert _codes_shown("Paris bike counter", []) is None
+
+
+def test_no_series_is_named_by_a_code(filled_store: FilledStore) -> None:
+    """A time series' name (its 'metric' column) reads as words: 'entraînement · estimation',
+    'vélo · LightGBM grand · test rétrospectif', not 'train · estimated: CPU...' or 'bike'."""
+    stages = set(code_words("fr")["stage"])
+    flags = {k[5:] for k in labels("fr") if k.startswith("flag.")}
+    checked, bad = 0, []
+    for case, _panel, cols, rows in _rows(filled_store):
+        if case.fmt != "time_series" or "metric" not in cols:
+            continue
+        i = cols.index("metric")
+        for r in rows:
+            checked += 1
+            words = str(r[i]).split(" · ")
+            if words[0] in set(KIND_NAMES) | stages | flags or any(
+                    w.startswith(("estimated", "measured", "not measured", "CodeCarbon offline"))
+                    for w in words):
+                bad.append(f"{case.dashboard} / {case.title}: {r[i]!r}")
+    assert checked >= 20
+    assert not bad, "\n".join(sorted(set(bad))[:20])

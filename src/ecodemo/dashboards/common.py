@@ -44,6 +44,28 @@ def rung_label_sql(column: str, lang: Lang) -> str:
     return f"CASE {column} {whens} ELSE {column} END"
 
 
+def words_sql(column: str, words: dict[str, str]) -> str:
+    """A SQL CASE turning a column's codes into their words (the code itself when unknown)."""
+    def q(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    whens = " ".join(f"WHEN {q(k)} THEN {q(v)}" for k, v in sorted(words.items()))
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
+def stage_label_sql(column: str, lang: Lang) -> str:
+    """A SQL CASE turning a stage code (``train``) into its words (``entraînement``)."""
+    return words_sql(column, code_words(lang)["stage"])
+
+
+def method_label_sql(column: str, lang: Lang) -> str:
+    """A measurement method as one word: estimated, hardware counters or not measured."""
+    t = labels(lang)
+    return (f"CASE WHEN {column} LIKE 'estimated%' THEN '{t['method.kind.estimated']}' "
+            f"WHEN {column} LIKE 'measured%' THEN '{t['method.kind.measured']}' "
+            f"ELSE '{t['method.kind.not measured']}' END")
+
+
 def kind_label_sql(column: str, lang: Lang) -> str:
     """A SQL CASE turning a kind code into its plain-language name."""
     i = 0 if lang == "fr" else 1

@@ -19,7 +19,9 @@ from ecodemo.dashboards.common import (
     base_dashboard,
     kind_label_sql,
     kind_variable,
+    method_label_sql,
     rung_label_sql,
+    stage_label_sql,
     stat_panel,
     table_panel,
     ts_panel,
@@ -48,31 +50,46 @@ CO2_TOTAL_SQL = f"""
 """
 
 # The three time series below share a skeleton; each panel's SQL stays whole, as Grafana runs it.
-KWH_STAGE_SQL = f"""
+def kwh_stage_sql(lang: Lang = "fr") -> str:
+    """Energy per stage over time, each series named by the stage and its method in words."""
+    return f"""
     SELECT $__timeGroupAlias(c.started_at, $__interval),
-           c.stage || ' · ' || coalesce(c.measurement_method, '?') AS metric,
+           {stage_label_sql("c.stage", lang)} || ' · '
+             || {method_label_sql("c.measurement_method", lang)} AS metric,
            sum(c.energy_kwh) AS energy_kwh
     FROM compute_runs c
     WHERE {RUNS_FILTER} AND c.energy_kwh IS NOT NULL
     GROUP BY 1, 2
     ORDER BY 1
-"""
+    """
 
-CO2_STAGE_SQL = f"""
-    SELECT $__timeGroupAlias(c.started_at, $__interval), c.stage AS metric,
+
+def co2_stage_sql(lang: Lang = "fr") -> str:
+    return f"""
+    SELECT $__timeGroupAlias(c.started_at, $__interval),
+           {stage_label_sql("c.stage", lang)} AS metric,
            sum(c.emissions_kg) AS emissions_kg
     FROM compute_runs c
     WHERE {RUNS_FILTER} AND c.emissions_kg IS NOT NULL
     GROUP BY 1, 2
     ORDER BY 1
-"""
+    """
+
+
+def intensity_source_sql(column: str, t: dict[str, str]) -> str:
+    """Where CodeCarbon took a run's intensity, in words (as the report's tables say it)."""
+    # no '$' anchor: Grafana would read it as a variable
+    english = r"CodeCarbon offline: annual average of the country''s electricity mix \((\w+)\)"
+    words = t["intensity.codecarbon"].format(country="\\1").replace("'", "''")
+    return f"regexp_replace({column}, '{english}', '{words}')"
 
 
 def intensity_sql(t: dict[str, str]) -> str:
     label = t["fr.intensity"]
     return f"""
     SELECT $__timeGroupAlias(c.started_at, $__interval),
-           '{label} · ' || coalesce(c.intensity_source, '?') AS metric,
+           '{label} · ' || coalesce({intensity_source_sql("c.intensity_source", t)}, '?')
+             AS metric,
            avg(c.carbon_intensity_g_per_kwh) AS intensity
     FROM compute_runs c
     WHERE {RUNS_FILTER} AND c.carbon_intensity_g_per_kwh IS NOT NULL
@@ -232,11 +249,11 @@ def build(lang: Lang = "fr") -> dash.Dashboard:
     right_axis = [dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
                   dm.DynamicConfigValue(id_val="unit", value="none"),
                   dm.DynamicConfigValue(id_val="custom.drawStyle", value="line")]
-    co2 = (ts_panel(t["fr.co2_stage"], CO2_STAGE_SQL, span=12, min_interval="1h")
+    co2 = (ts_panel(t["fr.co2_stage"], co2_stage_sql(lang), span=12, min_interval="1h")
            .with_target(Sql(intensity_sql(t), ref_id="B"))
            .draw_style(cm.GraphDrawStyle.BARS).unit("masskg").decimals(2)
            .override_by_regexp("^" + t["fr.intensity"].split(" ")[0], right_axis))
-    kwh = (ts_panel(t["fr.kwh_stage"], KWH_STAGE_SQL, span=12, min_interval="1h")
+    kwh = (ts_panel(t["fr.kwh_stage"], kwh_stage_sql(lang), span=12, min_interval="1h")
            .draw_style(cm.GraphDrawStyle.BARS).unit("kwatth").decimals(2))
     avoided = (
         barchart.Panel().title(t["fr.avoided"]).datasource(PG).span(12).height(9)

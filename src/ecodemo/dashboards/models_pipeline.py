@@ -13,9 +13,13 @@ from grafana_foundation_sdk.models import common as cm
 
 from ecodemo.dashboards.common import (
     base_dashboard,
+    kind_label_sql,
     kind_variable,
+    rung_label_sql,
+    stage_label_sql,
     table_panel,
     ts_panel,
+    words_sql,
 )
 from ecodemo.dashboards.labels import Lang, labels
 
@@ -45,9 +49,14 @@ CHOICE_SQL = """
     ORDER BY kind, decided_at DESC
 """
 
-ACCURACY_SQL = """
+def accuracy_sql(lang: Lang = "fr") -> str:
+    """nMAE over time per kind, rung and source (backtest or live), named in words."""
+    t = labels(lang)
+    source = words_sql("e.source", {k: t[f"source.{k}"] for k in ("backtest", "live")})
+    return f"""
     SELECT e.period_end AS "time",
-           e.kind || ' · ' || e.model_name || ' · ' || e.source AS metric,
+           {kind_label_sql("e.kind", lang)} || ' · ' || {rung_label_sql("e.model_name", lang)}
+             || ' · ' || {source} AS metric,
            100 * sum(e.nmae * e.n) / nullif(sum(e.n), 0) AS nmae_pct
     FROM evaluations e
     WHERE $__timeFilter(e.period_end) AND e.kind IN ($kind) AND e.sensor_id = '__all__'
@@ -76,8 +85,13 @@ FRESHNESS_SQL = """
     ORDER BY se.kind, se.sensor_id
 """
 
-FLAGS_SQL = """
-    SELECT $__timeGroupAlias(r.ts, $__interval), f.name AS metric, count(*) AS readings
+def flags_sql(lang: Lang = "fr") -> str:
+    """Flagged readings over time per flag, named in words ('pics', not 'spike')."""
+    t = labels(lang)
+    words = {k[5:]: v for k, v in t.items() if k.startswith("flag.") and k != "flag.count"}
+    return f"""
+    SELECT $__timeGroupAlias(r.ts, $__interval), {words_sql("f.name", words)} AS metric,
+           count(*) AS readings
     FROM readings r
     JOIN sensors se ON se.sensor_id = r.sensor_id
     JOIN quality_flag_names f ON (r.quality_flags & f.bit) <> 0
@@ -86,8 +100,9 @@ FLAGS_SQL = """
     ORDER BY 1
 """
 
-DURATIONS_SQL = """
-    SELECT started_at AS "time", stage AS metric, duration_s
+def durations_sql(lang: Lang = "fr") -> str:
+    return f"""
+    SELECT started_at AS "time", {stage_label_sql("stage", lang)} AS metric, duration_s
     FROM compute_runs
     WHERE $__timeFilter(started_at) AND duration_s IS NOT NULL
       AND (sensor_kind IN ($kind) OR sensor_kind IS NULL)
@@ -111,13 +126,13 @@ FAILURES_SQL = """
 
 def build(lang: Lang = "fr") -> dash.Dashboard:
     t = labels(lang)
-    accuracy = (ts_panel(t["models.accuracy"], ACCURACY_SQL, span=24, height=9)
+    accuracy = (ts_panel(t["models.accuracy"], accuracy_sql(lang), span=24, height=9)
                 .description(t["models.accuracy.desc"]).unit("percent")
                 .show_points(cm.VisibilityMode.ALWAYS).min(0))
-    flags = (ts_panel(t["models.flags"], FLAGS_SQL, span=12, min_interval="1h")
+    flags = (ts_panel(t["models.flags"], flags_sql(lang), span=12, min_interval="1h")
              .draw_style(cm.GraphDrawStyle.BARS)
              .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL)))
-    durations = (ts_panel(t["models.durations"], DURATIONS_SQL, span=12)
+    durations = (ts_panel(t["models.durations"], durations_sql(lang), span=12)
                  .draw_style(cm.GraphDrawStyle.POINTS).unit("s").point_size(6)
                  .time_from(RUNS_WINDOW))
     failures = table_panel(t["models.failures"], FAILURES_SQL, span=12, t=t,
