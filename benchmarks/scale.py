@@ -262,7 +262,8 @@ def bench_models(settings: Settings) -> None:
 
 def bench_evaluate(settings: Settings, runs: int = 1) -> None:
     """``runs`` > 1: the first run in a fresh process also pays CodeCarbon's one-time hardware
-    detection (about 2 to 4 s here), which a full run paid during training; the others not."""
+    detection (1.7 to 3.3 s measured here), which a full run paid during training; the others
+    do not."""
     try:
         from ecodemo.energy import stages as energy
     except ImportError:
