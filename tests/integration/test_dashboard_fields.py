@@ -165,3 +165,22 @@ def test_no_series_is_named_by_a_code(filled_store: FilledStore) -> None:
                 bad.append(f"{case.dashboard} / {case.title}: {r[i]!r}")
     assert checked >= 20
     assert not bad, "\n".join(sorted(set(bad))[:20])
+
+
+def test_annotations_read_in_words_with_a_readable_energy(filled_store: FilledStore) -> None:
+    """Training and promotion annotations in the dashboard's language: 'entraînement vélo
+    LightGBM grand v2 · 91 J (estimation)', not 'train bike lgbm_large v2 · 0.000025 kWh'."""
+    texts = []
+    with psycopg.connect(filled_store.url, autocommit=True) as conn:
+        for case in _cases(filled_store):
+            if case.title.startswith("annotation"):
+                cur = conn.execute(expand(case.sql, case.ctx))
+                cols = [c.name for c in cur.description or []]
+                texts += [str(r[cols.index("text")]) for r in cur.fetchall()]
+    assert len(texts) >= 4
+    bad = [x for x in texts if x.startswith(("train ", "promoted "))
+           or re.search(r"\d[.,]\d{3,}", x) or "estimated" in x
+           or any(f" {k} " in f" {x} " for k in KIND_NAMES)]
+    assert not bad, bad[:5]
+    assert any(x.startswith("entraînement ") for x in texts)
+    assert any(x.startswith("mis en service : ") for x in texts)

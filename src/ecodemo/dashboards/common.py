@@ -92,29 +92,49 @@ def builtin_annotation() -> dash.AnnotationQuery:
     )
 
 
-TRAINING_ANNOTATION_SQL = """
+def energy_text_sql(column: str, lang: Lang) -> str:
+    """A kWh column as text in the unit that reads (J, Wh or kWh, 2 decimals at most, the
+    language's decimal sign); the catalogue's words when it was not measured."""
+    t = labels(lang)
+    text = (f"CASE WHEN {column} < 1e-3 THEN round(({column} * 3.6e6)::numeric, 1)::text || ' J' "
+            f"WHEN {column} < 1 THEN round(({column} * 1e3)::numeric, 2)::text || ' Wh' "
+            f"ELSE round({column}::numeric, 2)::text || ' kWh' END")
+    if lang == "fr":
+        text = f"replace({text}, '.', ',')"
+    return f"coalesce({text}, '{t['annot.not_measured']}')"
+
+
+def training_annotation_sql(lang: Lang) -> str:
+    """Training runs as annotations: which model, its energy in words and how it was measured."""
+    t = labels(lang)
+    model = (f"{kind_label_sql('m.kind', lang)} || ' ' || {rung_label_sql('m.name', lang)} "
+             f"|| ' v' || m.version")
+    return f"""
     SELECT c.started_at AS "time",
            c.started_at + make_interval(secs => coalesce(c.duration_s, 0)) AS timeend,
-           'train ' || coalesce(m.kind || ' ' || m.name || ' v' || m.version, c.model_id,
-                                c.sensor_kind, '')
-             || ' · ' || coalesce(round(c.energy_kwh::numeric, 6)::text || ' kWh ('
-                                  || coalesce(c.measurement_method, '?') || ')',
-                                  'energy not measured')
-             || CASE WHEN c.status <> 'ok' THEN ' · FAILED' ELSE '' END AS text,
+           '{t['annot.train_text']} ' || coalesce({model}, c.model_id,
+                                {kind_label_sql('c.sensor_kind', lang)}, '')
+             || ' · ' || {energy_text_sql('c.energy_kwh', lang)}
+             || ' (' || {method_label_sql('c.measurement_method', lang)} || ')'
+             || CASE WHEN c.status <> 'ok' THEN ' · {t['annot.failed']}' ELSE '' END AS text,
            'ecodemo,training,' || coalesce(c.sensor_kind, 'all') AS tags
     FROM compute_runs c LEFT JOIN models m ON m.model_id = c.model_id
     WHERE c.stage = 'train' AND $__timeFilter(c.started_at)
     ORDER BY 1
-"""
+    """  # noqa: S608 (catalogue words and column names, no input)
 
-PROMOTION_ANNOTATION_SQL = """
+
+def promotion_annotation_sql(lang: Lang) -> str:
+    t = labels(lang)
+    return f"""
     SELECT promoted_at AS "time",
-           'promoted ' || kind || ' ' || name || ' v' || version AS text,
+           '{t['annot.promoted_text']} ' || {kind_label_sql('kind', lang)} || ' '
+             || {rung_label_sql('name', lang)} || ' v' || version AS text,
            'ecodemo,promotion,' || kind AS tags
     FROM models
     WHERE promoted_at IS NOT NULL AND $__timeFilter(promoted_at)
     ORDER BY 1
-"""
+    """  # noqa: S608 (catalogue words and column names, no input)
 
 
 def event_annotations(lang: Lang) -> list[SqlAnnotation]:
@@ -122,8 +142,10 @@ def event_annotations(lang: Lang) -> list[SqlAnnotation]:
     they also show on a Grafana provisioned from files, with no publishing step."""
     t = labels(lang)
     return [
-        SqlAnnotation(t["annot.training"], TRAINING_ANNOTATION_SQL, "rgba(255, 152, 48, 1)"),
-        SqlAnnotation(t["annot.promotion"], PROMOTION_ANNOTATION_SQL, "rgba(115, 191, 105, 1)"),
+        SqlAnnotation(t["annot.training"], training_annotation_sql(lang),
+                      "rgba(255, 152, 48, 1)"),
+        SqlAnnotation(t["annot.promotion"], promotion_annotation_sql(lang),
+                      "rgba(115, 191, 105, 1)"),
     ]
 
 
