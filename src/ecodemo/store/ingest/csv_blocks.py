@@ -8,8 +8,9 @@ inside a multi-byte character) printed "Exception ignored" and failed the read. 
 is checked before Arrow sees it (``bytes.isascii`` first: the usual case costs one fast scan),
 and a block that is not UTF-8 has each undecodable byte marked (U+FFFD then ``\\xe9``, see
 ``csv_rows``), so every row the handler gets decodes. Python reads the file through Arrow's
-native stream and Arrow parses the block synchronously in the calling thread: no Python file
-object or codec is ever called from an Arrow I/O thread (that crashed at interpreter exit).
+native stream: no Python file object or codec is ever called from an Arrow I/O thread (that
+crashed at interpreter exit). A block with no bad row is parsed on Arrow's threads with no
+handler; one with a bad row is parsed again serially in the calling thread, with the handler.
 """
 
 from __future__ import annotations
