@@ -40,6 +40,11 @@ def test_numbers_french_conventions_and_missing_values() -> None:
     kwh = 1000 / 3.6e6
     assert hz.energy(kwh) == f"1{NNBSP}000\u00a0J"
     assert hz.energy_range(0.6 * kwh, 6.1 * kwh, "fr", like=kwh) == f"600 à 6{NNBSP}100\u00a0J"
+    # French 'million' is plural from 2 ('1 sur 1 millions' read wrong)
+    assert hz.count_words(1.04e6) == "1\u00a0million"
+    assert hz.count_words(1.9e6) == "1,9\u00a0million"
+    assert hz.count_words(2e6) == "2\u00a0millions"
+    assert hz.count_words(1e9, "en") == "1\u00a0billion"
 
 
 def test_durations_and_paris_time() -> None:

@@ -156,7 +156,11 @@ BALANCE_TABLE_SQL = LATEST_BALANCES + """
            l.assumptions->>'energy_effect' AS energy_effect,
            l.compute_kwh, l.assumptions->'ranges'->'compute_kwh_range' AS compute_kwh_range,
            (l.assumptions->'components'->'selection'->>'kwh')::float8 AS selection_kwh,
-           l.compute_kgco2e, l.avoided_kwh, l.avoided_kgco2e,
+           l.compute_kgco2e,
+           -- the machine's manufacturing share for the runs' hours, in the net when counted
+           (l.assumptions->'embodied'->>'kgco2e')::float8 AS embodied_kgco2e,
+           l.assumptions->'embodied'->'kgco2e_range' AS embodied_kgco2e_range,
+           l.avoided_kwh, l.avoided_kgco2e,
            l.assumptions->'ranges'->'avoided_kgco2e_range' AS avoided_kgco2e_range,
            l.net_kgco2e, l.assumptions->'ranges'->'net_kgco2e_range' AS net_kgco2e_range,
            l.benefit_cost_ratio, l.payback_hours,

@@ -148,11 +148,16 @@ def bulb(kwh: float | None, lang: Lang = "fr") -> str | None:
 
 
 def count_words(n: float, lang: Lang = "fr") -> str:
-    """A large count with words past a million: '280 millions', '3,4 milliards'."""
+    """A large count with words past a million: '280 millions', '3,4 milliards', '1 million'
+    (French plural from 2: '1,9 million')."""
     for size, fr, en in ((1e12, "billions", "trillion"), (1e9, "milliards", "billion"),
                          (1e6, "millions", "million")):
         if n >= size:
-            return f"{number(n / size, lang, 2)}\u00a0{fr if lang == 'fr' else en}"
+            shown = number(n / size, lang, 2)
+            word = fr if lang == "fr" else en
+            if lang == "fr" and float(shown.replace(",", ".").replace("\u202f", "")) < 2:
+                word = word[:-1]
+            return f"{shown}\u00a0{word}"
     return number(n, lang, 2)
 
 

@@ -151,8 +151,12 @@ def range_cell(col: str, pair: list[Any], lang: Lang, central: Any = None) -> st
         return hz.energy_range(lo, hi, lang, like=like)
     if col.endswith("_kgco2e_range"):
         return hz.co2_range(lo, hi, lang)
-    return f"{number_cell(col[:-6], lo, lang) if lo is not None else '–'} – " \
-           f"{number_cell(col[:-6], hi, lang) if hi is not None else '–'}"
+    if lo is None and hi is None:
+        return "–"
+    # a payback's missing end is one that never comes (the service never pays back there)
+    missing = labels(lang)["range.never"] if col == "payback_hours_range" else "–"
+    ends = [missing if x is None else number_cell(col[:-6], x, lang) for x in (lo, hi)]
+    return f"{ends[0]}{labels(lang)['range.to']}{ends[1]}"
 
 
 def number_cell(col: str, x: float, lang: Lang) -> str:

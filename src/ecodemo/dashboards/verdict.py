@@ -254,14 +254,15 @@ def render_card(c: dict[str, Any], lang: Lang, method_ref: str = "") -> str:
             cost += " " + t["verdict.selection"].format(kwh=hz.energy(c["selection_kwh"], lang))
         if c["accounting_kwh"]:  # none recorded yet: nothing to say
             cost += " " + t["verdict.accounting"].format(kwh=hz.energy(c["accounting_kwh"], lang))
-        if c.get("embodied_kgco2e") is not None:
-            cost += " " + t["verdict.embodied"].format(co2=hz.co2(c["embodied_kgco2e"], lang))
-            if c.get("embodied_kgco2e_range"):
-                cost += _in_range(t, hz.co2_range, c["embodied_kgco2e_range"], lang)
+        # the bulb compares the electricity, so it follows the energy figures it converts
         bulb = hz.bulb(c["compute_kwh"], lang)
         if bulb:
             cost += f' <span class="compare">{_e(t["verdict.that_is"])} {_e(bulb)}.</span>'
         cost += f" {method_ref}"
+        if c.get("embodied_kgco2e") is not None:
+            cost += " " + t["verdict.embodied"].format(co2=hz.co2(c["embodied_kgco2e"], lang))
+            if c.get("embodied_kgco2e_range"):
+                cost += _in_range(t, hz.co2_range, c["embodied_kgco2e_range"], lang)
     rows.append(_row(t["verdict.cost_title"], cost))
     # avoided
     effect = c["energy_effect"]
