@@ -210,7 +210,8 @@ def code_words(lang: Lang) -> dict[str, dict[str, str]]:
     """Per column holding codes, each code's words (the report's cells use the same)."""
     t = labels(lang)
     i = 0 if lang == "fr" else 1
-    out = {"kind": {k: v[i] for k, v in KIND_NAMES.items()}}
+    out = {"kind": {k: v[i] for k, v in KIND_NAMES.items()},
+           "unit": {k[5:]: v for k, v in t.items() if k.startswith("unit.")}}
     for col, prefix in (("stage", "stage."), ("status", "status."),
                         ("energy_effect", "effect."), ("tracking_mode", "tracking_mode.")):
         out[col] = {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}

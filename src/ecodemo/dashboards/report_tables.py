@@ -126,6 +126,8 @@ def cell(col: str, v: Any, lang: Lang, legend: MethodLegend, row: dict[str, Any]
         return html.escape(names[0 if lang == "fr" else 1] if names else str(v))
     if col in ("stage", "status", "tracking_mode"):
         return html.escape(t.get(f"{col}.{v}", str(v)))
+    if col == "unit":
+        return html.escape(hz.unit(str(v), lang))
     if col == "intensity_source":
         return html.escape(intensity_source(str(v), t))
     if col == "full_name":   # a proper name, in the language its source wrote it
@@ -174,6 +176,8 @@ def number_cell(col: str, x: float, lang: Lang) -> str:
         return hz.percent(x / 100, lang)
     if col == "tolerance":
         return hz.percent(x, lang)
+    if x.is_integer():   # a count keeps every digit (8 966 readings, not 8 970)
+        return hz.number(x, lang, sig=max(3, len(str(int(abs(x))))))
     return hz.number(x, lang, sig=3)
 
 
