@@ -172,8 +172,10 @@ def test_publish_creates_folder_datasource_dashboards_and_annotations(
         assert body["dashboard"]["uid"] == uid and "id" not in body["dashboard"]
         assert body["dashboard"]["panels"]
     texts = sorted(a["text"] for a in api.annotations)
-    assert texts[0].startswith("promoted bike lgbm_small v2")
-    assert "kWh (estimated: CPU load x TDP)" in texts[1]
+    # worded as the dashboards' own annotations, in their language (French by default)
+    assert texts[0].startswith("entraînement vélo LightGBM petit v2 · ")
+    assert texts[0].endswith(" (estimation)") and "0,0" not in texts[0]
+    assert texts[1] == "mis en service : vélo LightGBM petit v2"
     for a in api.annotations:
         assert isinstance(a["time"], int) and a["time"] > 1_600_000_000_000
         assert "ecodemo" in a["tags"]

@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 from psycopg.conninfo import conninfo_to_dict
 
 from ecodemo.config import Settings
+from ecodemo.dashboards import humanize as hz
+from ecodemo.dashboards.common import KIND_NAMES
+from ecodemo.dashboards.labels import Lang, labels
 from ecodemo.dashboards.sql import PG_TYPE, PG_UID
 from ecodemo.errors import PublishError
 
@@ -187,27 +190,44 @@ def publish_to_grafana(settings: Settings, dashboards: list[dict[str, Any]],
     return result
 
 
-def store_events(conn: Any, limit: int = 500) -> list[Event]:
-    """Training runs (compute_runs) and promotions (models), newest first, at most ``limit``."""
+def store_events(conn: Any, limit: int = 500, lang: Lang = "fr") -> list[Event]:
+    """Training runs (compute_runs) and promotions (models), newest first, at most ``limit``,
+    worded in ``lang`` as the dashboards' own annotations are ('entraînement vélo LightGBM
+    grand v2 · 91 J (estimation)')."""
+    t = labels(lang)
+
+    def kind_words(kind: str | None) -> str:
+        names = KIND_NAMES.get(kind or "")
+        return names[0 if lang == "fr" else 1] if names else (kind or "")
+
+    def method_word(method: str | None) -> str:
+        m = (method or "").lower()
+        key = "estimated" if m.startswith("estimated") else "measured" if m.startswith(
+            "measured") else "not measured"
+        return t[f"method.kind.{key}"]
+
     events: list[Event] = []
-    for run_id, started, secs, kind, model, kwh, method, status in conn.execute(
-        """SELECT c.run_id, c.started_at, c.duration_s, c.sensor_kind,
-                  coalesce(m.kind || ' ' || m.name || ' v' || m.version, c.model_id),
-                  c.energy_kwh, c.measurement_method, c.status
+    for run_id, started, secs, kind, m_kind, name, version, model_id, kwh, method, status in \
+            conn.execute(
+        """SELECT c.run_id, c.started_at, c.duration_s, c.sensor_kind, m.kind, m.name,
+                  m.version, c.model_id, c.energy_kwh, c.measurement_method, c.status
            FROM compute_runs c LEFT JOIN models m ON m.model_id = c.model_id
            WHERE c.stage = 'train' ORDER BY c.started_at DESC LIMIT %s""", (limit,)):
-        energy = (f"{kwh:.6f} kWh ({method or 'method unknown'})" if kwh is not None
-                  else "energy not measured")
+        model = (f"{kind_words(m_kind)} {t.get(f'rung.short.{name}', name)} v{version}"
+                 if name else model_id or kind_words(kind))
+        energy = (f"{hz.energy(kwh, lang)} ({method_word(method)})" if kwh is not None
+                  else t["annot.not_measured"])
         end = started + timedelta(seconds=secs) if secs else None
         events.append(Event(
             key=f"run:{run_id}", time=started, time_end=end,
-            text=f"train {model or kind or ''}: {energy}" + ("" if status == "ok"
-                                                               else f" · {status}"),
+            text=f"{t['annot.train_text']} {model} · {energy}" + (
+                "" if status == "ok" else f" · {t['annot.failed']}"),
             tags=("training", kind or "all")))
     for model_id, when, kind, name, version in conn.execute(
         """SELECT model_id, promoted_at, kind, name, version FROM models
            WHERE promoted_at IS NOT NULL ORDER BY promoted_at DESC LIMIT %s""", (limit,)):
         events.append(Event(key=f"promotion:{model_id}", time=when, time_end=None,
-                            text=f"promoted {kind} {name} v{version}",
+                            text=f"{t['annot.promoted_text']} {kind_words(kind)} "
+                                 f"{t.get(f'rung.short.{name}', name)} v{version}",
                             tags=("promotion", kind)))
     return events

@@ -70,7 +70,7 @@ def publish(settings: Settings, out_dir: Path | None = None,
         from ecodemo.store.connection import connect
 
         with connect(settings) as conn:
-            events = store_events(conn)
+            events = store_events(conn, lang=lang)
     except DatabaseError as exc:
         events_error = str(exc)
         log.warning("annotations skipped: %s", exc)
