@@ -126,7 +126,8 @@ def test_mapped_export_keeps_its_good_rows_and_quarantines_each_bad_one(conn, tm
     assert [(line, why, src) for line, why, _raw, src in _quarantine(conn)] == [
         (3, "2 field(s) where the header has 3 (a cut or malformed line)", source),
         (4, "value '1O5' is not a finite number", source),
-        (5, "timestamp '02/09/2024 11h00' is not ISO 8601", source)]
+        (5, "timestamp '02/09/2024 11h00' does not parse with timestamp_format "
+            "'%d/%m/%Y %H:%M'", source)]
     assert _quarantine(conn)[0][2] == "02/09/2024 09:00;97"  # the line as the file has it
     rows = conn.execute("SELECT ts, value FROM readings ORDER BY ts").fetchall()
     assert [(r[0].isoformat(), r[1]) for r in rows] == [

@@ -4,9 +4,10 @@ Long-format files (``timestamp,site_id|sensor_id,value,unit``; CSV may be gzippe
 through :func:`ecodemo.store.ingest.ingest_csv`. Any other layout is mapped through the
 source's ``columns`` (target -> file column), ``constants`` (fixed sensor_id/unit) or
 ``wide_sensors`` (one column per sensor). A mapped CSV streams too, in batches, and keeps its
-good rows whatever its bad ones are (wrong field count, bytes that are not UTF-8, a value or a
-time that does not parse: quarantined with the file's line); only a header that does not match
-the mapping refuses the file. A processed file is recorded in ``ingested_files`` with its counts;
+good rows whatever its bad ones are (wrong field count, bytes the declared ``encoding`` cannot
+decode, a value or a time that does not parse: quarantined with the file's line); only a header
+that does not match the mapping refuses the file. ``decimal: ","`` reads a decimal-comma export's
+values; ``encoding`` (utf-8, latin-1, cp1252) decodes the file. A processed file is recorded in ``ingested_files`` with its counts;
 the same bytes under another name are skipped too.
 """
 
@@ -129,10 +130,10 @@ def map_table(table: pa.Table, p: FilesParams, *, source: str) -> pa.Table:
     else:
         out = pa.table({k: col(k) for k in LONG})
     if p.timestamp_format:
+        # naive stamps stay naive: validation localises them (p.timezone, else the sensor's),
+        # rejecting a DST gap and resolving the autumn's repeated hour by file order
         parsed = pd.to_datetime(pd.Series(out.column("timestamp").to_pylist()),
                                 format=p.timestamp_format, errors="coerce")
-        if p.timezone and parsed.dt.tz is None:
-            parsed = parsed.dt.tz_localize(p.timezone, ambiguous="NaT", nonexistent="NaT")
         text = [("" if pd.isna(t) else t.isoformat()) for t in parsed]
         raw = out.column("timestamp").to_pylist()
         # keep the raw text where parsing failed, so quarantine shows what the file said
@@ -143,7 +144,8 @@ def map_table(table: pa.Table, p: FilesParams, *, source: str) -> pa.Table:
 
 def _is_long_csv(path: Path, fmt: str, p: FilesParams) -> bool:
     return fmt == "csv" and not (p.columns or p.constants or p.wide_sensors
-                                 or p.timestamp_format) and p.delimiter == ","
+                                 or p.timestamp_format or p.timezone) and p.delimiter == "," \
+        and p.decimal == "." and p.encoding == "utf-8"
 
 
 def _ingest_mapped_csv(conn: psycopg.Connection, path: Path, p: FilesParams, source: str,
@@ -152,7 +154,7 @@ def _ingest_mapped_csv(conn: psycopg.Connection, path: Path, p: FilesParams, sou
 
     A row Arrow cannot split (field count) or decode (not UTF-8) and a mapped reading that does
     not validate go to quarantine with the file's line (a wide row's readings share it)."""
-    names = csv_header(path, delimiter=p.delimiter)
+    names = csv_header(path, delimiter=p.delimiter, encoding=p.encoding)
     # the mapping against the header first: a missing column refuses the file before any row
     map_table(pa.table({n: pa.array([], pa.string()) for n in names}), p, source=source)
     # only the mapped columns are read: bytes that are not UTF-8 in a column the catalogue
@@ -161,14 +163,15 @@ def _ingest_mapped_csv(conn: psycopg.Connection, path: Path, p: FilesParams, sou
     sensors: dict[str, SensorInfo] = load_sensors(conn)
     counts = IngestCounts()
     t0 = time.perf_counter()
-    for b in iter_csv_batches(path, batch_rows, delimiter=p.delimiter,
+    for b in iter_csv_batches(path, batch_rows, delimiter=p.delimiter, encoding=p.encoding,
                               columns=list(dict.fromkeys(n for n in names if n in used))):
         n = b.table.num_rows
         lines = (b.line_numbers if b.line_numbers is not None
                  else np.arange(b.first_line, b.first_line + n, dtype=np.int64))
         mapped = map_table(b.table, p, source=source)
         batch = validate(mapped, sensors, line_numbers=np.tile(lines, mapped.num_rows // n)
-                         if n else np.zeros(0, dtype=np.int64))
+                         if n else np.zeros(0, dtype=np.int64), decimal=p.decimal,
+                         timestamp_format=p.timestamp_format, timezone=p.timezone)
         batch.rejected = b.rejected + batch.rejected
         counts.add(write_batch(conn, batch, source))
     counts.seconds = time.perf_counter() - t0
@@ -195,7 +198,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, p: FilesParams, *,
         sensors = load_sensors(conn)
         for start in range(0, table.num_rows, batch_rows):
             counts.add(ingest_table(conn, table.slice(start, batch_rows), source, sensors,
-                                    first_line=start + 2))
+                                    first_line=start + 2, timezone=p.timezone))
     try:
         record_file(conn, digest, source, counts.as_dict())
     except psycopg.OperationalError as exc:

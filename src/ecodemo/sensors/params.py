@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 CONNECTORS = ("opendatasoft", "open_meteo", "files", "mqtt", "simulator", "snapshot")
 
@@ -90,9 +90,31 @@ class FilesParams(_Params):
     wide_sensors: dict[str, str] = Field(
         default_factory=dict, description="Wide layout: file column -> sensor_id.")
     delimiter: str = Field(default=",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = Field(
+        default=".", description="Decimal mark of the CSV's values; ',' also takes spaces "
+        "between thousands (1 234,5), never dots.")
+    encoding: Literal["utf-8", "latin-1", "cp1252"] = Field(
+        default="utf-8", description="Text encoding of the CSV (a French export is often "
+        "cp1252).")
     timestamp_format: str | None = Field(default=None, description="strptime format if not ISO.")
     timezone: str | None = Field(default=None, description="Localise naive stamps (default: "
                                  "the sensor's timezone).")
+
+    @field_validator("decimal")
+    @classmethod
+    def _decimal_not_delimiter(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("delimiter") == v:
+            raise ValueError(f"the decimal mark '{v}' is also the delimiter (a decimal-comma "
+                             "export is separated by ';': set delimiter: ';')")
+        return v
+
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _encoding_alias(cls, v: object) -> object:
+        # the spellings exports and editors show; anything else is refused by the Literal
+        aliases = {"utf8": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1",
+                   "windows-1252": "cp1252"}
+        return aliases.get(v.lower(), v.lower()) if isinstance(v, str) else v
 
 
 class MqttParams(_Params):

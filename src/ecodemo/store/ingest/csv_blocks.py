@@ -7,10 +7,13 @@ UTF-8 before calling the invalid-row handler, so a row both malformed and not UT
 inside a multi-byte character) printed "Exception ignored" and failed the read. Here each block
 is checked before Arrow sees it (``bytes.isascii`` first: the usual case costs one fast scan),
 and a block that is not UTF-8 has each undecodable byte marked (U+FFFD then ``\\xe9``, see
-``csv_rows``), so every row the handler gets decodes. Python reads the file through Arrow's
-native stream: no Python file object or codec is ever called from an Arrow I/O thread (that
-crashed at interpreter exit). A block with no bad row is parsed on Arrow's threads with no
-handler; one with a bad row is parsed again serially in the calling thread, with the handler.
+``csv_rows``), so every row the handler gets decodes. A file in a single-byte encoding
+(``latin-1``, ``cp1252``) has each block transcoded to UTF-8 the same way: its line ends are the
+same bytes, so blocks are still cut at them and line numbers do not move. Python reads the file
+through Arrow's native stream: no Python file object or codec is ever called from an Arrow I/O
+thread (that crashed at interpreter exit). A block with no bad row is parsed on Arrow's threads
+with no handler; one with a bad row is parsed again serially in the calling thread, with the
+handler.
 """
 
 from __future__ import annotations
@@ -55,10 +58,11 @@ class CsvBlocks:
     UTF-8 (the rows holding them are then found by their U+FFFD marks).
     """
 
-    def __init__(self, path: Path, *, delimiter: str = ",", block_bytes: int = BLOCK_BYTES
-                 ) -> None:
+    def __init__(self, path: Path, *, delimiter: str = ",", encoding: str = "utf-8",
+                 block_bytes: int = BLOCK_BYTES) -> None:
         self.path = path
         self.delimiter = delimiter
+        self.encoding = codecs.lookup(encoding).name  # 'utf-8', 'iso8859-1', 'cp1252'
         self.block_bytes = block_bytes
         self.marked = False
         self.rows_before = 1  # rows numbered before the next block (the header is row 1)
@@ -99,11 +103,14 @@ class CsvBlocks:
                              f"{self.block_bytes:,} bytes", source=str(self.path), line=1)
         header = buf if end < 0 else buf[:end]
         try:
-            header.decode("utf-8")
+            text = header.decode(self.encoding)
         except UnicodeDecodeError as exc:
+            hint = "; not text, or a Latin-1 export? (set encoding)" \
+                if self.encoding == "utf-8" else "; not text, or another encoding?"
             raise InputError(f"not a readable CSV file: the header holds bytes that are not "
-                             f"UTF-8 (0x{header[exc.start]:02x} at byte {exc.start}; not text, "
-                             "or a Latin-1 export?)", source=str(self.path), line=1) from None
+                             f"{self.encoding} (0x{header[exc.start]:02x} at byte {exc.start}"
+                             f"{hint})", source=str(self.path), line=1) from None
+        header = text.encode("utf-8")
         try:
             names = pacsv.read_csv(
                 pa.py_buffer(header + b"\n"),
@@ -144,11 +151,7 @@ class CsvBlocks:
     def _parse(self, block: bytes, columns: list[str],
                on_invalid: Callable[[pacsv.InvalidRow], str]) -> pa.Table:
         if not block.isascii():
-            try:
-                codecs.utf_8_decode(block, "strict", True)
-            except UnicodeDecodeError:
-                block = codecs.utf_8_decode(block, MARK_ERRORS, True)[0].encode("utf-8")
-                self.marked = True
+            block = self._to_utf8(block)
         offset = self.rows_before
         invalid = 0
 
@@ -170,6 +173,18 @@ class CsvBlocks:
                                  source=str(self.path)) from exc
         self.rows_before += table.num_rows + invalid
         return table
+
+    def _to_utf8(self, block: bytes) -> bytes:
+        """The block as UTF-8, each byte the encoding cannot decode marked (``csv_rows``)."""
+        try:
+            text = codecs.decode(block, self.encoding, "strict")
+        except UnicodeDecodeError:
+            text = codecs.decode(block, self.encoding, MARK_ERRORS)
+            self.marked = True
+        else:
+            if self.encoding == "utf-8":
+                return block  # valid already: no copy
+        return text.encode("utf-8")
 
     def _arrow(self, block: bytes, columns: list[str],
                handler: Callable[[pacsv.InvalidRow], str] | None) -> pa.Table:

@@ -88,11 +88,12 @@ class SkippedLines:
 
 
 def not_utf8_rows(cols: list[Any], names: list[str], lines: np.ndarray, marked: bool, *,
-            delimiter: str = ",", id_index: int | None = 1
+            delimiter: str = ",", id_index: int | None = 1, encoding: str = "utf-8"
             ) -> tuple[np.ndarray | None, list[Rejected]]:
     """The rows holding bytes that were not UTF-8 (marked by ``csv_blocks``), rejected:
     (mask of the rows kept or None for all, rejected rows). ``marked``: whether the file had
-    any such byte so far (otherwise nothing is scanned)."""
+    any such byte so far (otherwise nothing is scanned); ``encoding``: the file's."""
+    hint = "; a Latin-1 or Windows-1252 export?" if encoding == "utf-8" else ""
     if not marked:
         return None, []
     bad = np.zeros(len(lines), dtype=bool)
@@ -114,6 +115,6 @@ def not_utf8_rows(cols: list[Any], names: list[str], lines: np.ndarray, marked: 
             else ""
         rejected.append(Rejected(
             int(lines[p]), sid or None, delimiter.join(row),
-            f"bytes that are not UTF-8 in {', '.join(where)} (first 0x"
-            f"{byte.group(1) if byte else '??'}; a Latin-1 or Windows-1252 export?)"))
+            f"bytes that are not {'UTF-8' if encoding == 'utf-8' else encoding} in "
+            f"{', '.join(where)} (first 0x{byte.group(1) if byte else '??'}{hint})"))
     return (~bad if rejected else None), rejected

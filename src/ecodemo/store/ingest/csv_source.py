@@ -50,22 +50,24 @@ class CsvBatch(NamedTuple):
     rejected: list[Rejected]         # rows that are not rows (field count, bytes)
 
 
-def csv_header(path: Path, *, delimiter: str = ",") -> list[str]:
+def csv_header(path: Path, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
     """A CSV file's column names (only its first block is read)."""
-    blocks = CsvBlocks(Path(path), delimiter=delimiter)
+    blocks = CsvBlocks(Path(path), delimiter=delimiter, encoding=encoding)
     blocks.close()
     return blocks.names
 
 
 def iter_csv_batches(path: Path, batch_rows: int, *, delimiter: str = ",",
-                     columns: list[str] | None = None) -> Iterator[CsvBatch]:
+                     columns: list[str] | None = None, encoding: str = "utf-8"
+                     ) -> Iterator[CsvBatch]:
     """Yield batches of at most ``batch_rows`` rows, bounded memory (see CsvBatch).
 
     ``columns`` None: the long format (``timestamp,site_id|sensor_id,value,unit``, renamed to
     site_id). Otherwise those columns of the file, under their own names (a mapped export).
     A missing column raises :class:`InputError` naming it, before any row is read.
+    ``encoding``: the file's (utf-8, latin-1 or cp1252; columns come out as UTF-8 text).
     """
-    blocks = CsvBlocks(Path(path), delimiter=delimiter)
+    blocks = CsvBlocks(Path(path), delimiter=delimiter, encoding=encoding)
     try:
         names = blocks.names
         if columns is None:
@@ -130,7 +132,8 @@ def _batch(table: pa.Table, lines: np.ndarray, blocks: CsvBlocks, rejected: list
            fraction: float, id_index: int | None) -> CsvBatch:
     """The batch to yield: rows holding bytes that are not UTF-8 move to ``rejected``."""
     keep, bad_bytes = not_utf8_rows(table.columns, table.column_names, lines, blocks.marked,
-                                    delimiter=blocks.delimiter, id_index=id_index)
+                                    delimiter=blocks.delimiter, id_index=id_index,
+                                    encoding=blocks.encoding)
     if keep is not None:
         table, lines = table.filter(pa.array(keep)), lines[keep]
     contiguous = len(lines) == 0 or int(lines[-1]) - int(lines[0]) == len(lines) - 1

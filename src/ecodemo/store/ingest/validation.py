@@ -25,6 +25,10 @@ from .records import (
 from .timestamps import TS_MAX_US, TS_MIN_US, UNPARSED, localise, parse_timestamps
 
 _NUMBER_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+# A decimal comma (80,5), digits grouped by threes with spaces (1 234,5; also the no-break and
+# narrow no-break spaces): never a dot, which could be either mark, nor an exponent.
+_SPACES = "[ \u00a0\u202f]"
+_COMMA_NUMBER_RE = (r"^\s*[-+]?(\d{1,3}(" + _SPACES + r"\d{3})+|\d+)(,\d+)?\s*$")
 #: Without a declared capacity, small negative power down to this (in W) is kept and flagged.
 DEFAULT_NEGATIVE_POWER_W = 5e6
 
@@ -63,17 +67,21 @@ def _watts_per_unit(info: SensorInfo | None) -> float:
     return units.parse(info.unit).to_base
 
 
-def _parse_values(values: pa.Array) -> np.ndarray:
-    """Strings to float64; NaN where not a number (validated with a regex before the cast)."""
+def _parse_values(values: pa.Array, decimal: str = ".") -> np.ndarray:
+    """Strings to float64; NaN where not a number (validated with a regex before the cast).
+    ``decimal`` ",": numbers as a decimal-comma export writes them (``_COMMA_NUMBER_RE``)."""
     n = len(values)
     out = np.full(n, np.nan)
-    ok = pc.fill_null(pc.match_substring_regex(values, _NUMBER_RE), False).to_numpy(
+    ok = pc.fill_null(pc.match_substring_regex(
+        values, _NUMBER_RE if decimal == "." else _COMMA_NUMBER_RE), False).to_numpy(
         zero_copy_only=False
     )
     if ok.any():
-        out[ok] = pc.cast(pc.filter(values, pa.array(ok)), pa.float64()).to_numpy(
-            zero_copy_only=False
-        )
+        good = pc.filter(values, pa.array(ok))
+        if decimal == ",":
+            good = pc.replace_substring(pc.replace_substring_regex(
+                pc.utf8_trim_whitespace(good), _SPACES, ""), ",", ".")
+        out[ok] = pc.cast(good, pa.float64()).to_numpy(zero_copy_only=False)
     return out
 
 
@@ -119,12 +127,16 @@ class _Reasons:
 
 
 def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int = 2,
-             id_column: str = "site_id", line_numbers: np.ndarray | None = None
-             ) -> ValidatedBatch:
+             id_column: str = "site_id", line_numbers: np.ndarray | None = None,
+             decimal: str = ".", timestamp_format: str | None = None,
+             timezone: str | None = None) -> ValidatedBatch:
     """Validate a batch of long-format rows (string columns). Pure: no database access.
 
     ``first_line`` is the file line of the batch's first row (header is line 1);
     ``line_numbers``, when given, is each row's line (rows skipped before it shift them).
+    ``decimal``: the values' decimal mark; ``timestamp_format``: the format the caller parsed
+    the stamps with (a stamp left unparsed is said not to match it); ``timezone``: localises
+    naive stamps instead of each sensor's time zone.
     """
     n = table.num_rows
     ts_s = _strings(table.column("timestamp"))
@@ -145,12 +157,14 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
          for s, i in zip(uniq_sids, infos, strict=True)])
 
     # value
-    values = _parse_values(val_s)
+    values = _parse_values(val_s, decimal)
     bad_value = ~np.isfinite(values) & why.ok
     if bad_value.any():
         pos = np.flatnonzero(bad_value)
         raw_vals = val_s.take(pa.array(pos)).to_pylist()
-        why.reject_rows(pos, [f"value '{v}' is not a finite number" if v not in (None, "")
+        not_number = "is not a finite number" if decimal == "." else \
+            "is not a number with a decimal comma (decimal: ',')"
+        why.reject_rows(pos, [f"value '{v}' {not_number}" if v not in (None, "")
                               else "missing value" for v in raw_vals])
 
     # unit: conversion factor per distinct (unit, sensor) pair
@@ -178,7 +192,9 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
     if not well_formed.all():
         pos = np.flatnonzero(~well_formed)
         raw_ts = ts_s.take(pa.array(pos)).to_pylist()
-        why.reject_rows(pos, [f"timestamp '{t}' is not ISO 8601" if t else "missing timestamp"
+        not_stamp = "is not ISO 8601" if timestamp_format is None else \
+            f"does not parse with timestamp_format '{timestamp_format}'"
+        why.reject_rows(pos, [f"timestamp '{t}' {not_stamp}" if t else "missing timestamp"
                               for t in raw_ts])
     unparsed = well_formed & (ts_us == UNPARSED)
     why.reject(unparsed, "timestamp is not a valid date/time")
@@ -188,7 +204,8 @@ def validate(table: pa.Table, sensors: dict[str, SensorInfo], *, first_line: int
     why.reject(out_of_range, "timestamp outside the years 1900-2199")
     naive = well_formed & ~aware & ~unparsed & ~out_of_range & known[sid_codes]
     if naive.any():
-        tz_of = np.array([i.timezone if i is not None else "UTC" for i in infos], dtype=object)
+        tz_of = np.array([timezone or i.timezone if i is not None else "UTC" for i in infos],
+                         dtype=object)
         row_tz = tz_of[sid_codes]
         for tz in np.unique(row_tz[naive]):
             pos = np.flatnonzero(naive & (row_tz == tz))

@@ -243,13 +243,14 @@ def write_batch(conn: psycopg.Connection, batch: ValidatedBatch, source: str,
 
 def ingest_table(conn: psycopg.Connection, table: pa.Table, source: str,
                  sensors: dict[str, SensorInfo] | None = None, *, first_line: int = 2,
-                 id_column: str = "site_id") -> IngestCounts:
-    """Validate and write an in-memory long-format table (used by connectors)."""
+                 id_column: str = "site_id", timezone: str | None = None) -> IngestCounts:
+    """Validate and write an in-memory long-format table (used by connectors); ``timezone``
+    localises naive stamps instead of each sensor's."""
     if sensors is None:
         sensors = load_sensors(conn)
     t0 = time.perf_counter()
     counts = write_batch(conn, validate(table, sensors, first_line=first_line,
-                                        id_column=id_column), source)
+                                        id_column=id_column, timezone=timezone), source)
     counts.seconds = time.perf_counter() - t0
     return counts
 
