@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ecodemo.errors import InputError
+from ecodemo.errors import ConfigError, InputError
 from ecodemo.sensors import files
 from ecodemo.sensors.catalogue import load_catalogue, register_catalogue
 from tests.conftest import SNAPSHOT
@@ -166,3 +166,90 @@ def test_wide_export_quarantines_the_bad_cell_and_keeps_its_neighbour(conn, tmp_
     rows = conn.execute("SELECT sensor_id, value FROM readings ORDER BY ts, sensor_id").fetchall()
     assert rows == [("rte-hauts-de-france-wind", 300.0), ("rte-hauts-de-france-solar", 82.0),
                     ("rte-hauts-de-france-wind", 302.0)]
+
+
+def test_french_export_decimal_comma_in_cp1252(conn, tmp_path) -> None:
+    """A local authority's spreadsheet export as it comes: Windows-1252, semicolons, decimal
+    commas with spaces between thousands, accented sensor names, Europe/Paris wall-clock time
+    through the autumn's repeated hour. Values land exactly; each bad row is quarantined with
+    its line and reason; ingesting the file again changes nothing."""
+    cat = _catalogue(tmp_path, delimiter=";", decimal=",", encoding="cp1252",
+                     columns={"timestamp": "Date"},
+                     timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris",
+                     wide_sensors={"Débit vélos Pépinière": "paris-bike-100007049-101007049",
+                                   "Débit vélos Général": "paris-bike-100007049-102007049"},
+                     constants={"unit": "bicycles/h"})
+    register_catalogue(conn, cat)
+    path = tmp_path / "drop" / "comptages.csv"
+    path.write_bytes(
+        "Date;Débit vélos Pépinière;Débit vélos Général;Coût (€)\n"
+        "27/10/2024 01:00;80,5;1 234,5;0,10\n"        # line 2: CEST
+        "27/10/2024 02:00;12;7,25;0,10\n"             # line 3: 02:00 CEST (first pass)
+        "27/10/2024 02:00;-0;3;0,10\n"                # line 4: 02:00 CET (the repeat)
+        "27/10/2024 03:00;80.5;4;0,10\n"              # line 5: a dot in a decimal-comma file
+        "27/10/2024 4h00;5;6;0,10\n"                  # line 6: not the declared format
+        "27/10/2024 05:00;9,0;1\u00a0000;0,10\n".encode("cp1252"))  # line 7: no-break space
+    source = str(path.resolve())
+    res = files.ingest(conn, cat, "drop")
+    assert (res["read"], res["inserted"], res["quarantined"]) == (12, 9, 3)
+    assert [(line, why, src) for line, why, _raw, src in _quarantine(conn)] == [
+        (5, "value '80.5' is not a number with a decimal comma (decimal: ',')", source),
+        (6, "timestamp '27/10/2024 4h00' does not parse with timestamp_format "
+            "'%d/%m/%Y %H:%M'", source),
+        (6, "timestamp '27/10/2024 4h00' does not parse with timestamp_format "
+            "'%d/%m/%Y %H:%M'", source)]
+    rows = conn.execute("SELECT sensor_id, ts, value FROM readings ORDER BY ts, sensor_id"
+                        ).fetchall()
+    a, b = "paris-bike-100007049-101007049", "paris-bike-100007049-102007049"
+    assert [(s, t.isoformat(), v) for s, t, v in rows] == [
+        (a, "2024-10-26T23:00:00+00:00", 80.5), (b, "2024-10-26T23:00:00+00:00", 1234.5),
+        (a, "2024-10-27T00:00:00+00:00", 12.0), (b, "2024-10-27T00:00:00+00:00", 7.25),
+        (a, "2024-10-27T01:00:00+00:00", 0.0), (b, "2024-10-27T01:00:00+00:00", 3.0),
+        (b, "2024-10-27T02:00:00+00:00", 4.0),
+        (a, "2024-10-27T04:00:00+00:00", 9.0), (b, "2024-10-27T04:00:00+00:00", 1000.0)]
+
+    conn.execute("DELETE FROM ingested_files")  # forget the file: really read it again
+    again = files.ingest(conn, cat, "drop")
+    assert (again["read"], again["inserted"], again["updated"], again["unchanged"]) == (
+        12, 0, 0, 9)
+    assert len(_quarantine(conn)) == 3
+    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 9
+
+
+def test_encoding_decides_how_the_header_reads(conn, tmp_path) -> None:
+    """The same Latin-1 bytes: refused as UTF-8 with a hint, read as latin-1; a byte
+    Windows-1252 leaves undefined quarantines its row only."""
+    body = ("Date;Débit;Nom\n01/06/2024 12:00;80,5;Pépinière\n"
+            "01/06/2024 13:00;81,5;Gare\n").encode("latin-1")
+    params = dict(delimiter=";", decimal=",", columns={"timestamp": "Date", "value": "Débit"},
+                  constants={"sensor_id": "paris-bike-100007049-101007049",
+                             "unit": "bicycles/h"}, timestamp_format="%d/%m/%Y %H:%M")
+    cat = _catalogue(tmp_path, **params)
+    register_catalogue(conn, cat)
+    (tmp_path / "drop" / "a.csv").write_bytes(body)
+    with pytest.raises(InputError, match=r"a\.csv, line 1: .*not UTF-8 \(0xe9 at byte 6; not "
+                       r"text, or a Latin-1/Windows-1252 export: set the source's encoding\)"):
+        files.ingest(conn, cat, "drop")
+
+    cat = _catalogue(tmp_path, encoding="latin1", **params)  # an accepted alias
+    assert cat.source_params["drop"].encoding == "latin-1"
+    assert files.ingest(conn, cat, "drop")["inserted"] == 2
+
+    cat = _catalogue(tmp_path, encoding="cp1252", **params)
+    (tmp_path / "drop" / "b.csv").write_bytes(body.replace(b"80,5", b"80,6\x81"))
+    res = files.ingest(conn, cat, "drop")
+    assert (res["inserted"], res["unchanged"], res["quarantined"]) == (0, 1, 1)
+    assert _quarantine(conn)[0][:2] == (2, "bytes that are not cp1252 in Débit (first 0x81)")
+
+
+@pytest.mark.parametrize(("params", "field", "message"), [
+    ({"decimal": ","}, "decimal", "the decimal mark ',' is also the delimiter"),
+    ({"decimal": ";", "delimiter": ","}, "decimal", "Input should be '.' or ','"),
+    ({"encoding": "utf-16"}, "encoding", "Input should be 'utf-8', 'latin-1' or 'cp1252'"),
+])
+def test_catalogue_refuses_decimal_and_encoding_it_cannot_read(tmp_path, params, field,
+                                                               message) -> None:
+    with pytest.raises(ConfigError) as err:
+        _catalogue(tmp_path, **params)
+    text = str(err.value)
+    assert "\n" not in text and f"field '{field}'" in text and message in text, text

@@ -7,8 +7,8 @@ source's ``columns`` (target -> file column), ``constants`` (fixed sensor_id/uni
 good rows whatever its bad ones are (wrong field count, bytes the declared ``encoding`` cannot
 decode, a value or a time that does not parse: quarantined with the file's line); only a header
 that does not match the mapping refuses the file. ``decimal: ","`` reads a decimal-comma export's
-values; ``encoding`` (utf-8, latin-1, cp1252) decodes the file. A processed file is recorded in ``ingested_files`` with its counts;
-the same bytes under another name are skipped too.
+values; ``encoding`` (utf-8, latin-1, cp1252) decodes the file. A processed file is recorded
+in ``ingested_files`` with its counts; the same bytes under another name are skipped too.
 """
 
 from __future__ import annotations
