@@ -105,10 +105,12 @@ class CsvBlocks:
         try:
             text = header.decode(self.encoding)
         except UnicodeDecodeError as exc:
-            hint = "; not text, or a Latin-1 export? (set encoding)" \
-                if self.encoding == "utf-8" else "; not text, or another encoding?"
+            utf8 = self.encoding == "utf-8"
+            hint = "; not text, or a Latin-1/Windows-1252 export: set the source's encoding" \
+                if utf8 else "; not text, or another encoding"
             raise InputError(f"not a readable CSV file: the header holds bytes that are not "
-                             f"{self.encoding} (0x{header[exc.start]:02x} at byte {exc.start}"
+                             f"{'UTF-8' if utf8 else self.encoding} (0x{header[exc.start]:02x} "
+                             f"at byte {exc.start}"
                              f"{hint})", source=str(self.path), line=1) from None
         header = text.encode("utf-8")
         try:
