@@ -92,3 +92,28 @@ def test_semicolon_export_with_bad_rows_yields_its_good_rows_with_their_lines(tm
         (3, "2 field(s) where the header has 3"), (4, "bytes that are not UTF-8 in Débit")]
     with pytest.raises(InputError, match="missing column.s. Valeur"):
         list(iter_csv_batches(path, 10, delimiter=";", columns=["Horodatage", "Valeur"]))
+
+
+@pytest.mark.parametrize("block_bytes", [48, 64, 1 << 20])
+def test_cp1252_file_transcoded_block_by_block_keeps_arrows_numbering(tmp_path,
+                                                                      block_bytes) -> None:
+    """The same rows written in cp1252 (gzipped) read as their UTF-8 text, with a cut row and a
+    byte cp1252 leaves undefined numbered as in the UTF-8 file, wherever the blocks end."""
+    rows = [r.replace("bicycles/h", "vélos/h €") for r in ROWS]
+    rows[3] = "2024-01-01T03:00:00Z,cut\n"   # row 5
+    data = ("timestamp,site_id,value,unit\n" + "".join(rows)).encode("cp1252")
+    path = tmp_path / "f.csv.gz"
+    path.write_bytes(gzip.compress(data.replace(b"v\xe9lo-2,20,", b"v\x81lo-2,20,")))
+    invalid: list[tuple[int, str]] = []
+    blocks = CsvBlocks(path, encoding="cp1252", block_bytes=block_bytes)
+    try:
+        table = pa.concat_tables(list(blocks.tables(
+            blocks.names, lambda r: invalid.append((r.number, r.text)) or "skip")))
+    finally:
+        blocks.close()
+    assert invalid == [(5, "2024-01-01T03:00:00Z,cut")]
+    assert table.num_rows == 23 and blocks.marked
+    units = table.column("unit").to_pylist()
+    assert set(units) == {"vélos/h €"}
+    ids = table.column("site_id").to_pylist()
+    assert ids[19] == "v\ufffd\\x81lo-2" and ids[18] == "vélo-1"  # row 22: the 0x81 marked
