@@ -71,3 +71,10 @@ def test_a_new_note_shape_shows_as_written_and_the_method_reads_in_words() -> No
     assert fr.count("paris-road-376-occupancy") == 1   # a note said twice is shown once
     assert not ENGLISH.search(fr.replace("paris-road-376-occupancy", "")), fr
     assert balance_method(a, "en").startswith("INCOMPLETE")
+    a["embodied"] = {"kgco2e": 3.15e-4, "kgco2e_range": [1.7e-4, 1.93e-3], "run_hours": 0.0091,
+                     "kgco2e_per_machine_hour": 0.0344, "manufacturing_kgco2e": 1206.5,
+                     "lifetime_years": 4.0}
+    fr = balance_method(a, "fr")
+    assert "Fabrication de la machine : 315\u00a0mg\u00a0CO₂e" in fr and "répartie sur 4 ans" in fr
+    assert "1,21\u00a0t\u00a0CO₂e" in fr and not ENGLISH.search(fr.replace(
+        "paris-road-376-occupancy", ""))

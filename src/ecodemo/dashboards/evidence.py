@@ -143,4 +143,13 @@ def balance_method(assumptions: dict[str, Any] | str | None, lang: Lang) -> str:
     parts.append(t["bm.compute"].format(
         runs=_count(sum(int(c.get("n_runs") or 0) for c in comps), lang),
         grid=_count(sum(int(c.get("n_grid_intensity") or 0) for c in comps), lang)))
+    emb = a.get("embodied") or {}
+    if isinstance(emb, dict) and emb.get("kgco2e") is not None:
+        lo, hi = (emb.get("kgco2e_range") or [None, None])[:2]
+        parts.append(t["bm.embodied"].format(
+            co2=hz.co2(emb["kgco2e"], lang), range=hz.co2_range(lo, hi, lang),
+            hours=hz.duration_h(emb.get("run_hours"), lang),
+            rate=hz.co2(emb.get("kgco2e_per_machine_hour"), lang),
+            manuf=hz.co2(emb.get("manufacturing_kgco2e"), lang),
+            life=hz.number(emb.get("lifetime_years"), lang)))
     return " ".join(parts)
