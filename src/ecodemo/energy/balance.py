@@ -248,6 +248,10 @@ class Balance:
         return _total([self.compute_kgco2e_span, self.embodied.kgco2e_span])
 
     @property
+    def spent_kgco2e(self) -> float | None:
+        return _central(self.spent_kgco2e_span)
+
+    @property
     def net_kgco2e_span(self) -> Span | None:
         c = self.spent_kgco2e_span
         return None if c is None else self.avoided.kgco2e_span - c
@@ -324,9 +328,11 @@ class Balance:
                                "unit": self.key_unit, "breakeven_value": value,
                                "breakeven_range": self.breakeven_range(),
                                "meaning": "value of the key assumption at which net = 0 "
-                                          "(avoided CO2 = compute CO2 over the period)"}
+                                          "(avoided CO2 = compute CO2 + embodied share over "
+                                          "the period)"}
         if self.spent_kgco2e_span is None:
-            out["why_none"] = "compute CO2 unknown: a run was not measured"
+            out["why_none"] = ("compute CO2 unknown: a run's energy or duration was not "
+                               "measured")
         elif self.avoided.kgco2e_per_unit_key <= 0:
             out["why_none"] = ("the model does not beat the counterfactual (or the lever "
                                "avoids no CO2): no value of the key makes the balance positive")

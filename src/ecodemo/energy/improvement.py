@@ -290,7 +290,7 @@ def best_no_ai_baseline(conn: psycopg.Connection, kind: str) -> str | None:
 def machine_learning_increment(conn: psycopg.Connection, kind: str, model_id: str,
                                km: benefit.KindModel, avoided: benefit.Avoided,
                                accounting_baseline: str,
-                               compute_kgco2e: float | None) -> dict[str, Any]:
+                               spent_kgco2e: float | None) -> dict[str, Any]:
     """What the model adds over the best no-AI forecast, not only over the accounting baseline.
 
     The balance credits a model with the error it removes against the accounting baseline
@@ -298,8 +298,9 @@ def machine_learning_increment(conn: psycopg.Connection, kind: str, model_id: st
     free. In the latest backtest, ``share`` = (error reduction against the best no-AI rung) /
     (error reduction against the accounting baseline); the increment is the balance's avoided
     energy and CO2 times that share (so it equals the balance when the best no-AI rung is the
-    baseline itself), and its net is after the model's whole compute cost (the no-AI rungs
-    cost next to nothing). A negative share means the model does worse than a no-AI forecast.
+    baseline itself), and its net is after the model's whole cost, use-phase compute plus the
+    machine's embodied share when counted (the no-AI rungs cost next to nothing). A
+    negative share means the model does worse than a no-AI forecast.
     """
     name_row = conn.execute("SELECT name FROM models WHERE model_id = %s", (model_id,)).fetchone()
     name = str(name_row[0]) if name_row else model_id
@@ -332,9 +333,10 @@ def machine_learning_increment(conn: psycopg.Connection, kind: str, model_id: st
                error_reduction_vs_accounting_baseline=vs_base.error_reduction,
                error_unit=km.error_unit, evaluation_period=vs_best.evaluation_period,
                avoided_kwh=avoided.avoided_kwh * share, avoided_kgco2e=kg,
-               net_kgco2e=None if compute_kgco2e is None else kg - compute_kgco2e,
+               net_kgco2e=None if spent_kgco2e is None else kg - spent_kgco2e,
                note=f"share of the error reduction against '{accounting_baseline}' that remains "
                     f"against '{best}', the best no-AI rung of the latest backtest (nMAE "
                     f"averaged over horizons), applied to the balance's avoided figures; net = "
-                    f"that avoided CO2 minus the model's whole compute CO2")
+                    f"that avoided CO2 minus the model's whole cost (compute CO2 and the "
+                    f"machine's embodied share when counted)")
     return out

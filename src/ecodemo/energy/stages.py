@@ -158,7 +158,7 @@ def _balances(conn: Any, model: benefit.BenefitModel, frame: Any, start: datetim
             b.assumptions["machine_learning_increment"] = improvement.machine_learning_increment(
                 conn, kind, model_id, km, benefit.avoided(km, _vs_baseline(
                     conn, kind, model_id, km, frame, base, red), period_h), base,
-                b.compute_kgco2e)
+                b.spent_kgco2e)
             balance.upsert_balance(conn, b)
             out.append(summary_of(b))
     return out, skipped
