@@ -29,6 +29,17 @@ def _catalogue(tmp_path: Path, **drop_params):
     return load_catalogue(tmp_path / "catalogue.yaml")
 
 
+
+def _read_again_changes_nothing(conn, cat, *, read: int, kept: int, quarantined: int) -> None:
+    """Forget the file and really read it again: nothing is inserted or updated, the readings
+    kept stay, and the quarantine does not grow."""
+    conn.execute("DELETE FROM ingested_files")
+    again = files.ingest(conn, cat, "drop")
+    assert (again["read"], again["inserted"], again["updated"], again["unchanged"]) == (
+        read, 0, 0, kept)
+    assert len(_quarantine(conn)) == quarantined
+    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == kept
+
 def test_long_format_file_processed_once_by_content(conn, tmp_path) -> None:
     cat = _catalogue(tmp_path)
     register_catalogue(conn, cat)
@@ -134,12 +145,7 @@ def test_mapped_export_keeps_its_good_rows_and_quarantines_each_bad_one(conn, tm
         ("2024-09-02T06:00:00+00:00", 120.0), ("2024-09-02T10:00:00+00:00", 101.0),
         ("2024-09-02T11:00:00+00:00", 99.0)]
 
-    conn.execute("DELETE FROM ingested_files")  # forget the file: really read it again
-    again = files.ingest(conn, cat, "drop")
-    assert (again["read"], again["inserted"], again["updated"], again["unchanged"]) == (
-        6, 0, 0, 3)
-    assert len(_quarantine(conn)) == 3
-    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 3
+    _read_again_changes_nothing(conn, cat, read=6, kept=3, quarantined=3)
 
 
 def test_wide_export_quarantines_the_bad_cell_and_keeps_its_neighbour(conn, tmp_path) -> None:
@@ -208,12 +214,7 @@ def test_french_export_decimal_comma_in_cp1252(conn, tmp_path) -> None:
         (b, "2024-10-27T02:00:00+00:00", 4.0),
         (a, "2024-10-27T04:00:00+00:00", 9.0), (b, "2024-10-27T04:00:00+00:00", 1000.0)]
 
-    conn.execute("DELETE FROM ingested_files")  # forget the file: really read it again
-    again = files.ingest(conn, cat, "drop")
-    assert (again["read"], again["inserted"], again["updated"], again["unchanged"]) == (
-        12, 0, 0, 9)
-    assert len(_quarantine(conn)) == 3
-    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 9
+    _read_again_changes_nothing(conn, cat, read=12, kept=9, quarantined=3)
 
 
 def test_encoding_decides_how_the_header_reads(conn, tmp_path) -> None:
