@@ -234,19 +234,29 @@
     pts.forEach(function (p) {
       if (!(p.group in groups)) { groups[p.group] = p.color || COLORS[items.length % COLORS.length]; items.push({name: p.group, color: groups[p.group]}); }
       var c = svgEl("circle", {cx: xs(p.x), cy: ys(p.y), r: 6, fill: groups[p.group], "class": "dot"}, f.svg);
-      var right = xs(p.x) > f.W * 0.7;
-      var label = svgEl("text", {x: xs(p.x) + (right ? -9 : 9), y: ys(p.y) - 6, "text-anchor": right ? "end" : "start",
-                                 "class": "dotlabel"}, f.svg);
+      var right = xs(p.x) > f.W * 0.7, cx = xs(p.x), cy = ys(p.y);
+      var label = svgEl("text", {"class": "dotlabel"}, f.svg);
       label.textContent = p.label;
-      // labels of close rungs would print over each other: move down a line until clear
-      var box = label.getBBox(), tries = 0;
+      // labels of close rungs would print over each other: try each side of the dot, above then
+      // below, then further down; a label that ends away from its dot gets a leader line
       function clash(b) {
+        if (b.x < 0 || b.x + b.width > f.W) { return true; }  // cut by the chart's edge
         return placed.some(function (q) { return b.x < q.x + q.width && q.x < b.x + b.width &&
                                                  b.y < q.y + q.height && q.y < b.y + b.height; });
       }
-      while (clash(box) && tries++ < 6) {
-        label.setAttribute("y", Number(label.getAttribute("y")) + box.height);
-        box = label.getBBox();
+      function put(side, dy) {
+        label.setAttribute("x", cx + (side ? -9 : 9));
+        label.setAttribute("y", cy + dy);
+        label.setAttribute("text-anchor", side ? "end" : "start");
+        return label.getBBox();
+      }
+      var box, spots = [[right, -6], [!right, -6], [right, 16], [!right, 16]], k = 0;
+      for (; k < spots.length; k++) { box = put(spots[k][0], spots[k][1]); if (!clash(box)) { break; } }
+      if (k === spots.length) {
+        box = put(right, -6);
+        for (var tries = 0; clash(box) && tries < 6; tries++) { box = put(right, -6 + (tries + 1) * box.height); }
+        svgEl("line", {x1: cx, y1: cy, x2: right ? box.x + box.width : box.x, y2: box.y + box.height / 2,
+                       "class": "leader"}, f.svg);
       }
       placed.push(box);
       function show(ev) {
