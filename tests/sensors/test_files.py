@@ -30,6 +30,15 @@ def _catalogue(tmp_path: Path, **drop_params):
 
 
 
+
+def _bike_export_catalogue(tmp_path):
+    """A town's bike-counter export: semicolons, French headers, local time, one sensor."""
+    return _catalogue(tmp_path, delimiter=";", columns={"timestamp": "Date et heure",
+                                                        "value": "Comptage horaire"},
+                      constants={"sensor_id": "paris-bike-100007049-101007049",
+                                 "unit": "bicycles/h"},
+                      timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris")
+
 def _read_again_changes_nothing(conn, cat, *, read: int, kept: int, quarantined: int) -> None:
     """Forget the file and really read it again: nothing is inserted or updated, the readings
     kept stay, and the quarantine does not grow."""
@@ -55,11 +64,7 @@ def test_long_format_file_processed_once_by_content(conn, tmp_path) -> None:
 
 
 def test_mapped_csv_with_constants_and_local_time(conn, tmp_path) -> None:
-    cat = _catalogue(tmp_path, delimiter=";", columns={"timestamp": "Date et heure",
-                                                       "value": "Comptage horaire"},
-                     constants={"sensor_id": "paris-bike-100007049-101007049",
-                                "unit": "bicycles/h"},
-                     timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris")
+    cat = _bike_export_catalogue(tmp_path)
     register_catalogue(conn, cat)
     (tmp_path / "drop" / "export.csv").write_text(
         "Date et heure;Comptage horaire;Nom\n"
@@ -116,11 +121,7 @@ def test_mapped_export_keeps_its_good_rows_and_quarantines_each_bad_one(conn, tm
     """A territory's own export (semicolons, local time, a Latin-1 name in a column the
     catalogue does not use): one bad row of each kind goes to quarantine with its file and
     line, the good rows land, and ingesting the file again changes nothing."""
-    cat = _catalogue(tmp_path, delimiter=";", columns={"timestamp": "Date et heure",
-                                                       "value": "Comptage horaire"},
-                     constants={"sensor_id": "paris-bike-100007049-101007049",
-                                "unit": "bicycles/h"},
-                     timestamp_format="%d/%m/%Y %H:%M", timezone="Europe/Paris")
+    cat = _bike_export_catalogue(tmp_path)
     register_catalogue(conn, cat)
     path = tmp_path / "drop" / "export.csv"
     path.write_bytes(
