@@ -27,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from ecodemo.energy.ranges import Span, pair
+from ecodemo.errors import ConfigError
 
 DATA_FILE = "boavizta_servers.csv"
 HOURS_PER_YEAR = 8760.0
@@ -62,8 +63,6 @@ def _share(text: str) -> float | None:
 
 def parse_sheets(text: str, where: str = DATA_FILE) -> list[ServerSheet]:
     """The extract's rows (``where`` names the file in errors)."""
-    from ecodemo.errors import ConfigError
-
     out = []
     for line, row in enumerate(csv.DictReader(text.splitlines()), start=2):
         try:
@@ -88,10 +87,14 @@ def shipped_sheets() -> tuple[ServerSheet, ...]:
     return tuple(parse_sheets(text))
 
 
+def _spread(values: list[float]) -> Span:
+    """Lowest, median and highest of the sheets' values."""
+    return Span(min(values), statistics.median(values), max(values))
+
+
 def dataset_rate(sheets: tuple[ServerSheet, ...] | list[ServerSheet]) -> Span:
     """kgCO2e per hour of a server's life: lowest, median and highest sheet."""
-    rates = [s.kgco2e_per_hour for s in sheets]
-    return Span(min(rates), statistics.median(rates), max(rates))
+    return _spread([s.kgco2e_per_hour for s in sheets])
 
 
 @dataclass(frozen=True)
@@ -145,10 +148,8 @@ def embodied_of(run_hours: Span | None, declared_kgco2e: Span | None = None,
     else:
         s = sheets or shipped_sheets()
         rate = dataset_rate(s)
-        mfgs = [x.manufacturing_kgco2e for x in s]
-        lives = [x.lifetime_years for x in s]
-        mfg = Span(min(mfgs), statistics.median(mfgs), max(mfgs))
-        life = Span(min(lives), statistics.median(lives), max(lives))
+        mfg = _spread([x.manufacturing_kgco2e for x in s])
+        life = _spread([x.lifetime_years for x in s])
         source = SOURCE
         method = (f"per sheet, Total kgCO2e x Manufacturing share / (Lifetime years x 8760 h); "
                   f"range: lowest and highest of the {len(s)} sheets, central: their median "
